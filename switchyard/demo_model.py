@@ -1,0 +1,271 @@
+"""Make switchyard's demo model: a tiny random Llama, as a Hugging Face folder and as GGUF.
+
+No model hub is reachable from our build and test machines, so tests and the demo use a model
+generated here from a seed: the same float32 weights are written as safetensors (for vLLM) and
+as GGUF (for llama.cpp), with one byte-level BPE tokenizer (it round-trips Japanese) and one
+chat template, so both engines tokenize and decode greedily to the same token ids.
+
+Usage: ``python -m switchyard.demo_model --out DIR [--seed N] [--force]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import gguf
+import numpy as np
+from safetensors.numpy import save_file
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+NAME = "switchyard-demo"
+FORMAT_VERSION = 1  # bump when the output changes for the same seed, so old copies are redone
+MARKER = "switchyard_demo.json"
+BOS, EOS, IM_START, IM_END = "<s>", "</s>", "<|im_start|>", "<|im_end|>"
+SPECIAL_TOKENS = [BOS, EOS, IM_START, IM_END]  # ids 0..3, in this order
+# ChatML-like; only plain jinja so both transformers and llama.cpp's engine render it.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+CORPUS = """\
+A switchyard is a place where railway cars are sorted onto the right tracks. Trains arrive
+from many lines, the cars are uncoupled, and each one rolls over a hump and through a set of
+switches until it reaches the track of the train that will carry it further. The yard master
+decides which engine pulls which train, and when it may leave.
+This server works the same way. A request comes in on one port, the router looks at the engine
+it asks for and at the model that is loaded, and sends it to a backend that can answer quickly.
+Tokens stream back to the client as soon as they are generated, one small piece at a time.
+The quick brown fox jumps over the lazy dog. Pack my box with five dozen liquor jugs! How
+vexingly quick daft zebras jump. What is the capital of France? It is Paris, of course.
+Numbers: 0 1 2 3 4 5 6 7 8 9 10 42 100 2024 3.14; symbols: ( ) [ ] { } < > + - * / = # @ & %.
+Please write a short story about a robot who learns to cook. Tell me about the weather today.
+Hello, world! Thank you very much. I don't know, but we'll see; they're here, and it's fine.
+操車場では、いろいろな路線から着いた貨車を行き先ごとに仕分けます。機関車が貨車を押して坂を
+上げると、貨車は一両ずつ坂を下り、分岐器を通って正しい線路に入ります。
+このサーバーも同じように動きます。リクエストは一つのポートに届き、ルーターがエンジンと
+モデルを見て、すぐに答えられるバックエンドへ送ります。生成されたトークンは少しずつ
+クライアントへ返されます。
+日本語の文章を正しく扱うことはとても大切です。ひらがな、カタカナ、漢字が混ざった文でも、
+文字が途中で切れたり、化けたりしてはいけません。
+今日はいい天気ですね。東京は晴れ、大阪はくもり、札幌は雪が降っています。
+吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。
+春はあけぼの。やうやう白くなりゆく山ぎは、すこしあかりて、紫だちたる雲のほそくたなびきたる。
+ロボットが料理を覚える短い物語を書いてください。コンピューター、データベース、ネットワーク、
+ソフトウェア、インターフェース、メッセージ、ストリーミング、ベンチマーク。
+人工知能の研究は、機械学習と自然言語処理の発展によって大きく進みました。
+ありがとうございます。よろしくお願いします。おはようございます。こんにちは、世界！
+"""
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Hyperparameters; head_dim must stay >= 32, the least vLLM's CPU attention accepts."""
+
+    vocab_size: int
+    hidden_size: int = 128
+    num_heads: int = 4
+    head_dim: int = 32
+    num_layers: int = 2
+    intermediate_size: int = 256
+    max_position_embeddings: int = 4096
+    rope_theta: float = 10000.0
+    rms_norm_eps: float = 1e-5
+
+
+def build_tokenizer(vocab_size: int = 1000) -> Tokenizer:
+    """Train a GPT-2 style byte-level BPE (any UTF-8 round-trips) on the embedded corpus."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS.splitlines(), trainer=trainer)
+    # Prepend BOS like Llama does, so HF and llama.cpp (add_bos_token) agree on prompts.
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, 0)]
+    )
+    return tok
+
+
+def init_weights(cfg: DemoConfig, seed: int) -> dict[str, np.ndarray]:
+    """Seeded weights under HF Llama names, scaled large so greedy top-1 wins by a wide margin.
+
+    Wide logit gaps keep greedy decoding identical across engines despite float rounding.
+    Special tokens get zero lm_head rows (logit 0, far below the max): they are never chosen,
+    so ``ignore_eos`` means the same on every engine and outputs hold no control tokens.
+    """
+    rng = np.random.default_rng(seed)
+    h, ff, v = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
+
+    def normal(std: float, *shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * std).astype(np.float32)
+
+    w: dict[str, np.ndarray] = {"model.embed_tokens.weight": normal(1.0, v, h)}
+    for i in range(cfg.num_layers):
+        p = f"model.layers.{i}."
+        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            w[p + f"self_attn.{proj}.weight"] = normal(0.2, h, h)
+        w[p + "mlp.gate_proj.weight"] = normal(0.2, ff, h)
+        w[p + "mlp.up_proj.weight"] = normal(0.2, ff, h)
+        w[p + "mlp.down_proj.weight"] = normal(0.2, h, ff)
+        w[p + "input_layernorm.weight"] = np.ones(h, np.float32)
+        w[p + "post_attention_layernorm.weight"] = np.ones(h, np.float32)
+    w["model.norm.weight"] = np.ones(h, np.float32)
+    lm_head = normal(1.0, v, h)
+    lm_head[: len(SPECIAL_TOKENS)] = 0.0
+    w["lm_head.weight"] = lm_head
+    return w
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_hf(folder: Path, cfg: DemoConfig, tok: Tokenizer, weights: dict[str, np.ndarray]) -> None:
+    """Write the Hugging Face folder that vLLM (and transformers) load."""
+    folder.mkdir(parents=True, exist_ok=True)
+    eos_ids = [SPECIAL_TOKENS.index(EOS), SPECIAL_TOKENS.index(IM_END)]
+    _write_json(folder / "config.json", {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
+        "intermediate_size": cfg.intermediate_size, "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_heads, "num_key_value_heads": cfg.num_heads,
+        "head_dim": cfg.head_dim, "hidden_act": "silu",
+        "max_position_embeddings": cfg.max_position_embeddings, "rms_norm_eps": cfg.rms_norm_eps,
+        "rope_theta": cfg.rope_theta, "rope_scaling": None, "attention_bias": False,
+        "mlp_bias": False, "tie_word_embeddings": False, "torch_dtype": "float32",
+        "bos_token_id": 0, "eos_token_id": eos_ids[0], "use_cache": True,
+    })  # fmt: skip
+    _write_json(folder / "generation_config.json", {"bos_token_id": 0, "eos_token_id": eos_ids})
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    tok.save(str(folder / "tokenizer.json"))
+    _write_json(folder / "tokenizer_config.json", {
+        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": BOS, "eos_token": EOS,
+        "additional_special_tokens": [IM_START, IM_END], "add_bos_token": True,
+        "add_eos_token": False, "clean_up_tokenization_spaces": False,
+        "model_max_length": cfg.max_position_embeddings, "chat_template": CHAT_TEMPLATE,
+    })  # fmt: skip
+    _write_json(folder / "special_tokens_map.json", {
+        "bos_token": BOS, "eos_token": EOS, "additional_special_tokens": [IM_START, IM_END],
+    })  # fmt: skip
+
+
+def _permute_rope(w: np.ndarray, n_head: int) -> np.ndarray:
+    """Undo HF's rotary layout (halves) into llama.cpp's (interleaved pairs), per head."""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _gguf_tensors(cfg: DemoConfig, w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Map HF tensor names to llama.cpp's, permuting Q and K for its rotary embedding."""
+    out = {
+        "token_embd.weight": w["model.embed_tokens.weight"],
+        "output_norm.weight": w["model.norm.weight"],
+        "output.weight": w["lm_head.weight"],
+    }
+    names = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+             "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+             "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+             "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}  # fmt: skip
+    for i in range(cfg.num_layers):
+        for hf, gg in names.items():
+            t = w[f"model.layers.{i}.{hf}.weight"]
+            if gg in ("attn_q", "attn_k"):
+                t = _permute_rope(t, cfg.num_heads)
+            out[f"blk.{i}.{gg}.weight"] = np.ascontiguousarray(t)
+    return out
+
+
+def write_gguf(path: Path, cfg: DemoConfig, tok: Tokenizer, weights: dict[str, np.ndarray]) -> None:
+    """Write the same model as an f32 GGUF; llama.cpp's converter rejects our unknown BPE."""
+    model = json.loads(tok.to_str())["model"]
+    vocab: dict[str, int] = model["vocab"]
+    tokens = sorted(vocab, key=vocab.__getitem__)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    types = [
+        gguf.TokenType.CONTROL if t in SPECIAL_TOKENS else gguf.TokenType.NORMAL for t in tokens
+    ]
+    wr = gguf.GGUFWriter(str(path), "llama")
+    wr.add_name(NAME)
+    wr.add_file_type(gguf.LlamaFileType.ALL_F32)
+    wr.add_vocab_size(cfg.vocab_size)
+    wr.add_context_length(cfg.max_position_embeddings)
+    wr.add_embedding_length(cfg.hidden_size)
+    wr.add_block_count(cfg.num_layers)
+    wr.add_feed_forward_length(cfg.intermediate_size)
+    wr.add_head_count(cfg.num_heads)
+    wr.add_head_count_kv(cfg.num_heads)
+    wr.add_rope_dimension_count(cfg.head_dim)
+    wr.add_rope_freq_base(cfg.rope_theta)
+    wr.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    wr.add_tokenizer_model("gpt2")
+    wr.add_tokenizer_pre("gpt-2")  # GPT-2's regex: what ByteLevel(use_regex=True) splits by
+    wr.add_token_list(tokens)
+    wr.add_token_types(types)
+    wr.add_token_merges(merges)
+    wr.add_bos_token_id(vocab[BOS])
+    wr.add_eos_token_id(vocab[EOS])
+    wr.add_eot_token_id(vocab[IM_END])
+    wr.add_add_bos_token(True)
+    wr.add_add_eos_token(False)
+    wr.add_chat_template(CHAT_TEMPLATE)
+    for name, tensor in _gguf_tensors(cfg, weights).items():
+        wr.add_tensor(name, tensor)
+    wr.write_header_to_file()
+    wr.write_kv_data_to_file()
+    wr.write_tensors_to_file()
+    wr.close()
+
+
+def make_demo_model(out: Path, seed: int = 0, force: bool = False) -> tuple[Path, Path]:
+    """Write ``out/switchyard-demo/`` and ``out/switchyard-demo.gguf`` unless already there.
+
+    Both are built in a temporary place and moved in, and the marker (seed, format) is written
+    last, so an interrupted or concurrent run never leaves a half model that looks complete.
+    """
+    folder, gguf_path = out / NAME, out / f"{NAME}.gguf"
+    want = {"seed": seed, "format": FORMAT_VERSION}
+    marker = folder / MARKER
+    if not force and gguf_path.is_file() and marker.is_file():
+        stored = json.loads(marker.read_text(encoding="utf-8"))
+        if {k: stored.get(k) for k in want} == want:
+            return folder, gguf_path
+    out.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer()
+    cfg = DemoConfig(vocab_size=tok.get_vocab_size())
+    weights = init_weights(cfg, seed)
+    with tempfile.TemporaryDirectory(dir=out, prefix=f".{NAME}-") as tmp:
+        write_hf(Path(tmp) / NAME, cfg, tok, weights)
+        write_gguf(Path(tmp) / "model.gguf", cfg, tok, weights)
+        _write_json(Path(tmp) / NAME / MARKER, {**want, "config": asdict(cfg)})
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(Path(tmp) / "model.gguf", gguf_path)
+        os.replace(Path(tmp) / NAME, folder)
+    return folder, gguf_path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--out", type=Path, default=Path("models"), help="default ./models")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true", help="rebuild even if present")
+    args = parser.parse_args(argv)
+    folder, gguf_path = make_demo_model(args.out, args.seed, args.force)
+    print(f"Hugging Face folder: {folder}\nGGUF: {gguf_path}")
+
+
+if __name__ == "__main__":
+    main()
