@@ -72,9 +72,17 @@ def _fetch_sources(workdir: Path) -> Path:
     """Download the pinned sdist from the package registry and unpack its llama.cpp tree."""
     _run(
         [
-            sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-            "--no-binary", ":all:",
-            f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}", "-d", str(workdir),
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}",
+            "-d",
+            str(workdir),
         ]
     )
     sdist = next(workdir.glob("llama_cpp_python-*.tar.gz"))
@@ -119,6 +127,14 @@ def ensure_llama_server(build_if_missing: bool = True) -> Path:
         raise FileNotFoundError(f"llama-server not built yet (expected at {binary})")
     logger.info("building llama-server %s into %s (takes minutes, once)", BUILD_LABEL, binary)
     return build(flags, cache_dir(flags))
+
+
+def binary_version(binary: Path) -> str:
+    """The first line of ``llama-server --version`` (it prints to stderr)."""
+    result = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False)
+    lines = (result.stderr + result.stdout).strip().splitlines()
+    version = next((line for line in lines if line.startswith("version:")), "")
+    return "llama-server " + version.removeprefix("version:").strip() if version else "llama-server"
 
 
 def main() -> None:

@@ -662,8 +662,8 @@ class TokenizeRequest(_message.Message):
     text: _builtins.str
     """Plain text."""
     add_special_tokens: _builtins.bool
-    """Add the tokenizer's special tokens (BOS) as a text prompt to Generate would. Unset
-    means true for text; a rendered chat already carries its special tokens.
+    """Add the tokenizer's special tokens (BOS). Unset means true: the ids are then exactly the
+    prompt ids Generate would use for the same text or chat.
     """
     return_pieces: _builtins.bool
     """Also return the text piece of each token."""

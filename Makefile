@@ -1,0 +1,47 @@
+# switchyard developer and CI entry points. Every target installs what it needs first, so
+# `make up` and `make test` work on a fresh machine with only Python 3.11+, a C++ compiler
+# and cmake.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+MODELS ?= models
+
+.PHONY: install llama-server demo-model lint proto-check test up clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+llama-server: install  ## build (or reuse the cached) llama-server
+	$(PY) -m switchyard.llama_build
+
+demo-model: install  ## make the demo model (HF folder + GGUF) under ./models
+	$(PY) -m switchyard.demo_model --out $(MODELS)
+
+proto-check: install  ## contract lint/format, stale generated code, breaking changes vs main
+	$(VENV)/bin/buf lint
+	$(VENV)/bin/buf format --diff --exit-code
+	scripts/gen_proto.sh --check
+	if git rev-parse -q --verify main:proto >/dev/null; then \
+		$(VENV)/bin/buf breaking --against '.git#branch=main'; fi
+
+lint: install proto-check  ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+test: install llama-server demo-model lint  ## everything CI runs
+	$(PY) -m pytest -p no:cacheprovider
+
+up: install llama-server demo-model  ## the llama.cpp engine service on :50062 with the demo model
+	$(PY) -m services.engine_llamacpp --host 0.0.0.0 --model-roots $(MODELS) \
+		--load-model switchyard-demo.gguf
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache

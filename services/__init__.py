@@ -1,0 +1,1 @@
+"""gRPC services: one package per engine, plus the router."""

@@ -1,0 +1,208 @@
+"""Pure conversions between the switchyard contract and llama-server's HTTP API.
+
+Unit-tested without a server. Facts about llama-server used here (from its sources, pinned
+version): ``/completion`` streams ``data: {json}`` events and ends after a chunk with
+``"stop": true`` (no ``[DONE]``); ``stop_type`` is eos/word/limit/none; ``tokens_evaluated``
+is the prompt length, ``tokens_predicted`` the completion length and ``timings.cache_n`` the
+prompt tokens reused from the cache; ``n_probs`` gives ``completion_probabilities`` entries of
+``{id, token, logprob, top_logprobs}`` computed from the raw logits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from switchyard.engine.errors import InvalidArgument
+from switchyard.engine.params import GenerationParams
+from switchyard.v1 import control_pb2, inference_pb2
+
+CACHE_TYPES = frozenset({"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"})
+FLASH_ATTN = {
+    control_pb2.FLASH_ATTENTION_UNSPECIFIED: "auto",
+    control_pb2.FLASH_ATTENTION_AUTO: "auto",
+    control_pb2.FLASH_ATTENTION_ON: "on",
+    control_pb2.FLASH_ATTENTION_OFF: "off",
+}
+MAX_PARALLEL = 256
+# llama-server reports a zero probability as -FLT_MAX; the contract uses -inf's finite stand-in.
+MIN_LOGPROB = -9999.0
+
+
+def server_args(
+    model: Path,
+    served_name: str,
+    opts: control_pb2.LlamacppOptions,
+    default_ctx: int,
+    default_parallel: int,
+) -> list[str]:
+    """llama-server flags for a load; raises InvalidArgument for bad options.
+
+    Slots share one unified KV cache (``--kv-unified``), so every request may use the whole
+    context, as with vLLM's max_model_len, instead of ``ctx / parallel`` tokens each.
+    """
+    ctx = opts.ctx_size if opts.HasField("ctx_size") else default_ctx
+    parallel = opts.parallel if opts.HasField("parallel") else default_parallel
+    if ctx < 16:
+        raise InvalidArgument(f"llamacpp.ctx_size must be at least 16, got {ctx}")
+    if not 1 <= parallel <= MAX_PARALLEL:
+        raise InvalidArgument(f"llamacpp.parallel must be between 1 and {MAX_PARALLEL}, got {parallel}")
+    args = [
+        "-m",
+        str(model),
+        "-a",
+        served_name,
+        "-c",
+        str(ctx),
+        "-np",
+        str(parallel),
+        "--kv-unified",
+        "--metrics",
+        "--slots",
+        "--jinja",
+        "--no-webui",
+        "-fa",
+        FLASH_ATTN[opts.flash_attn],
+    ]
+    if opts.HasField("n_gpu_layers"):
+        if opts.n_gpu_layers < -1:
+            raise InvalidArgument(f"llamacpp.n_gpu_layers must be -1 (all) or more, got {opts.n_gpu_layers}")
+        args += ["-ngl", "all" if opts.n_gpu_layers == -1 else str(opts.n_gpu_layers)]
+    for field, flag in (("cache_type_k", "-ctk"), ("cache_type_v", "-ctv")):
+        if opts.HasField(field):  # type: ignore[arg-type]
+            value = getattr(opts, field)
+            if value not in CACHE_TYPES:
+                allowed = ", ".join(sorted(CACHE_TYPES))
+                raise InvalidArgument(f"llamacpp.{field} {value!r} is not one of {allowed}")
+            args += [flag, value]
+    if opts.HasField("threads"):
+        if opts.threads < 1:
+            raise InvalidArgument("llamacpp.threads must be at least 1")
+        args += ["-t", str(opts.threads)]
+    return args
+
+
+def completion_body(params: GenerationParams, prompt: str | list[int]) -> dict[str, Any]:
+    """The streaming ``/completion`` request for validated params."""
+    body: dict[str, Any] = {
+        "prompt": prompt,
+        "stream": True,
+        "n_predict": params.max_tokens if params.max_tokens is not None else -1,
+        "cache_prompt": True,
+        "ignore_eos": params.ignore_eos,
+    }
+    for ours, theirs in (
+        ("temperature", "temperature"),
+        ("top_p", "top_p"),
+        ("top_k", "top_k"),
+        ("min_p", "min_p"),
+        ("presence_penalty", "presence_penalty"),
+        ("frequency_penalty", "frequency_penalty"),
+        ("repetition_penalty", "repeat_penalty"),
+    ):
+        value = getattr(params, ours)
+        if value is not None:
+            body[theirs] = value
+    if params.seed is not None:
+        body["seed"] = params.seed & 0xFFFFFFFF  # llama.cpp seeds are 32-bit
+    if params.logit_bias:
+        body["logit_bias"] = {str(token): bias for token, bias in params.logit_bias.items()}
+    if params.stop:
+        body["stop"] = params.stop
+    if params.logprobs is not None:
+        # n_probs 0 turns probabilities off; logprobs 0 still wants the chosen token's.
+        body["n_probs"] = max(params.logprobs, 1)
+    return body
+
+
+def _logprob(value: Any) -> float:
+    return max(float(value), MIN_LOGPROB)
+
+
+def logprobs_from_chunk(entries: list[dict[str, Any]], top_n: int) -> list[inference_pb2.TokenLogprob]:
+    return [
+        inference_pb2.TokenLogprob(
+            token_id=entry["id"],
+            token=entry.get("token", ""),
+            logprob=_logprob(entry.get("logprob", MIN_LOGPROB)),
+            top_logprobs=[
+                inference_pb2.TopLogprob(
+                    token_id=top["id"], token=top.get("token", ""), logprob=_logprob(top["logprob"])
+                )
+                for top in entry.get("top_logprobs", [])[:top_n]
+            ],
+        )
+        for entry in entries
+    ]
+
+
+def delta_from_chunk(chunk: dict[str, Any], params: GenerationParams) -> inference_pb2.Delta | None:
+    """The Delta for a partial chunk, or None when it carries nothing the caller asked for.
+
+    llama-server holds back text that is an incomplete UTF-8 sequence or could begin a stop
+    string, so ``content`` is always whole characters.
+    """
+    text: str = chunk.get("content", "")
+    delta = inference_pb2.Delta(text=text)
+    if params.return_token_ids:
+        delta.token_ids.extend(chunk.get("tokens", []))
+    if params.logprobs is not None:
+        delta.logprobs.extend(logprobs_from_chunk(chunk.get("completion_probabilities", []), params.logprobs))
+    if not (delta.text or delta.token_ids or delta.logprobs):
+        return None
+    return delta
+
+
+FINISH_REASONS = {
+    "eos": inference_pb2.FINISH_REASON_STOP,
+    "word": inference_pb2.FINISH_REASON_STOP,
+    "limit": inference_pb2.FINISH_REASON_LENGTH,
+}
+
+
+def finished_from_final(final: dict[str, Any]) -> inference_pb2.Finished:
+    """Finish reason and usage from the last (``"stop": true``) chunk."""
+    finished = inference_pb2.Finished(
+        reason=FINISH_REASONS.get(final.get("stop_type", ""), inference_pb2.FINISH_REASON_ABORTED),
+        usage=inference_pb2.Usage(
+            prompt_tokens=int(final.get("tokens_evaluated", 0)),
+            completion_tokens=int(final.get("tokens_predicted", 0)),
+            cached_tokens=int(final.get("timings", {}).get("cache_n", 0)),
+        ),
+    )
+    if final.get("stop_type") == "word" and final.get("stopping_word"):
+        finished.stop_string = final["stopping_word"]
+    return finished
+
+
+def _usage_so_far(chunk: dict[str, Any]) -> inference_pb2.Usage:
+    return inference_pb2.Usage(
+        prompt_tokens=int(chunk.get("tokens_evaluated", 0)),
+        completion_tokens=int(chunk.get("tokens_predicted", 0)),
+    )
+
+
+def finished_at_stop_token(last_chunk: dict[str, Any], token_id: int) -> inference_pb2.Finished:
+    """Finished for a stop token id, which llama-server has no field for: we end the stream."""
+    return inference_pb2.Finished(
+        reason=inference_pb2.FINISH_REASON_STOP,
+        stop_token_id=token_id,
+        usage=_usage_so_far(last_chunk),
+    )
+
+
+def finished_aborted(last_chunk: dict[str, Any]) -> inference_pb2.Finished:
+    """Finished for a stream cut short by an unload or shutdown."""
+    return inference_pb2.Finished(reason=inference_pb2.FINISH_REASON_ABORTED, usage=_usage_so_far(last_chunk))
+
+
+async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
+    """JSON payloads of ``data:`` lines; comments (keep-alive pings) and blanks skipped."""
+    async for line in lines:
+        if line.startswith("data:"):
+            payload = line[5:].strip()
+            if payload and payload != "[DONE]":
+                event: dict[str, Any] = json.loads(payload)
+                yield event

@@ -1,0 +1,1 @@
+"""What every engine service shares: the engine interface, validation, status, the servicer."""

@@ -1,0 +1,205 @@
+"""Validated, engine-neutral views of Generate and Tokenize requests.
+
+Both engines validate the same way so that a client cannot tell them apart by their errors:
+``generation_from_proto`` checks ranges and shapes once and raises InvalidArgument with a
+message naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+
+from switchyard.engine.errors import InvalidArgument
+from switchyard.v1 import inference_pb2 as pb
+
+MAX_LOGPROBS = 20
+MAX_STOP_STRINGS = 16
+CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+
+
+@dataclass(frozen=True)
+class ChatParams:
+    messages: list[dict[str, str]]
+    tools: list[dict[str, Any]]
+    add_generation_prompt: bool
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """A Generate request after validation; ``None`` means the engine's default."""
+
+    request_id: str
+    prompt: str | None = None
+    chat: ChatParams | None = None
+    prompt_token_ids: list[int] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None  # 0 disables the filter
+    min_p: float | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repetition_penalty: float | None = None
+    logit_bias: dict[int, float] = field(default_factory=dict)
+    max_tokens: int | None = None
+    stop: list[str] = field(default_factory=list)
+    stop_token_ids: list[int] = field(default_factory=list)
+    ignore_eos: bool = False
+    min_tokens: int = 0
+    logprobs: int | None = None
+    return_token_ids: bool = False
+
+
+@dataclass(frozen=True)
+class TokenizeParams:
+    text: str | None
+    chat: ChatParams | None
+    add_special_tokens: bool
+    return_pieces: bool
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not math.isfinite(value) or not low <= value <= high:
+        raise InvalidArgument(f"{name} must be between {low} and {high}, got {value}")
+
+
+def chat_from_proto(chat: pb.ChatInput) -> ChatParams:
+    if not chat.messages:
+        raise InvalidArgument("chat.messages is empty")
+    messages: list[dict[str, str]] = []
+    for i, msg in enumerate(chat.messages):
+        if msg.role not in CHAT_ROLES:
+            allowed = ", ".join(sorted(CHAT_ROLES))
+            raise InvalidArgument(f"chat.messages[{i}].role {msg.role!r} is not one of {allowed}")
+        entry = {"role": msg.role, "content": msg.content}
+        if msg.name:
+            entry["name"] = msg.name
+        if msg.tool_call_id:
+            entry["tool_call_id"] = msg.tool_call_id
+        messages.append(entry)
+    tools = [MessageToDict(tool) for tool in chat.tools]
+    add_prompt = chat.add_generation_prompt if chat.HasField("add_generation_prompt") else True
+    return ChatParams(messages=messages, tools=tools, add_generation_prompt=add_prompt)
+
+
+def _check_token_ids(name: str, ids: list[int], vocab_size: int) -> None:
+    bad = next((t for t in ids if t >= vocab_size), None)
+    if bad is not None:
+        raise InvalidArgument(f"{name} has token id {bad} outside the vocabulary (size {vocab_size})")
+
+
+def _input_from_proto(
+    req: pb.GenerateRequest, vocab_size: int
+) -> tuple[str | None, ChatParams | None, list[int] | None]:
+    which = req.WhichOneof("input")
+    if which == "prompt":
+        if not req.prompt:
+            raise InvalidArgument("prompt is empty")
+        return req.prompt, None, None
+    if which == "chat":
+        return None, chat_from_proto(req.chat), None
+    if which == "prompt_token_ids":
+        ids = list(req.prompt_token_ids.ids)
+        if not ids:
+            raise InvalidArgument("prompt_token_ids is empty")
+        _check_token_ids("prompt_token_ids", ids, vocab_size)
+        return None, None, ids
+    raise InvalidArgument("no input: set one of prompt, chat or prompt_token_ids")
+
+
+def _sampling_from_proto(s: pb.SamplingParams, vocab_size: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    ranges = {
+        "temperature": (0.0, 2.0),
+        "top_p": (1e-6, 1.0),
+        "min_p": (0.0, 1.0),
+        "presence_penalty": (-2.0, 2.0),
+        "frequency_penalty": (-2.0, 2.0),
+        "repetition_penalty": (1e-6, 10.0),
+    }
+    for name, (low, high) in ranges.items():
+        if s.HasField(name):  # type: ignore[arg-type]
+            value = float(getattr(s, name))
+            _check_range(name, value, low, high)
+            out[name] = value
+    if s.HasField("top_k"):
+        if s.top_k < -1:
+            raise InvalidArgument(f"top_k must be -1, 0 (disabled) or positive, got {s.top_k}")
+        out["top_k"] = max(s.top_k, 0)  # 0: filter disabled
+    if s.HasField("seed"):
+        out["seed"] = s.seed
+    for token, bias in s.logit_bias.items():
+        _check_range(f"logit_bias[{token}]", bias, -100.0, 100.0)
+    _check_token_ids("logit_bias", list(s.logit_bias), vocab_size)
+    out["logit_bias"] = dict(s.logit_bias)
+    return out
+
+
+def _stopping_from_proto(s: pb.StoppingCriteria, vocab_size: int, max_model_len: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if s.HasField("max_tokens"):
+        if s.max_tokens < 1:
+            raise InvalidArgument(f"max_tokens must be at least 1, got {s.max_tokens}")
+        if max_model_len and s.max_tokens > max_model_len:
+            raise InvalidArgument(f"max_tokens {s.max_tokens} exceeds the model's context length {max_model_len}")
+        out["max_tokens"] = s.max_tokens
+    if s.HasField("min_tokens"):
+        if s.min_tokens < 0:
+            raise InvalidArgument(f"min_tokens must not be negative, got {s.min_tokens}")
+        if s.HasField("max_tokens") and s.min_tokens > s.max_tokens:
+            raise InvalidArgument("min_tokens must not exceed max_tokens")
+        out["min_tokens"] = s.min_tokens
+    if len(s.stop) > MAX_STOP_STRINGS:
+        raise InvalidArgument(f"at most {MAX_STOP_STRINGS} stop strings, got {len(s.stop)}")
+    if any(not stop for stop in s.stop):
+        raise InvalidArgument("stop strings must not be empty")
+    _check_token_ids("stop_token_ids", list(s.stop_token_ids), vocab_size)
+    out["stop"] = list(s.stop)
+    out["stop_token_ids"] = list(s.stop_token_ids)
+    out["ignore_eos"] = s.ignore_eos
+    return out
+
+
+def generation_from_proto(req: pb.GenerateRequest, vocab_size: int, max_model_len: int) -> GenerationParams:
+    """Validate a GenerateRequest against the loaded model's vocabulary and context length."""
+    prompt, chat, ids = _input_from_proto(req, vocab_size)
+    logprobs: int | None = None
+    if req.output.HasField("logprobs"):
+        if not 0 <= req.output.logprobs <= MAX_LOGPROBS:
+            raise InvalidArgument(f"logprobs must be between 0 and {MAX_LOGPROBS}, got {req.output.logprobs}")
+        logprobs = req.output.logprobs
+    return GenerationParams(
+        request_id=req.request_id or uuid.uuid4().hex,
+        prompt=prompt,
+        chat=chat,
+        prompt_token_ids=ids,
+        logprobs=logprobs,
+        return_token_ids=req.output.return_token_ids,
+        **_sampling_from_proto(req.sampling, vocab_size),
+        **_stopping_from_proto(req.stopping, vocab_size, max_model_len),
+    )
+
+
+def tokenize_from_proto(req: pb.TokenizeRequest) -> TokenizeParams:
+    which = req.WhichOneof("input")
+    if which == "text":
+        if not req.text:
+            raise InvalidArgument("text is empty")
+        chat = None
+    elif which == "chat":
+        chat = chat_from_proto(req.chat)
+    else:
+        raise InvalidArgument("no input: set text or chat")
+    # Unset means "as Generate would": text gets BOS, a chat gets what its template renders.
+    add_special = req.add_special_tokens if req.HasField("add_special_tokens") else True
+    return TokenizeParams(
+        text=req.text if chat is None else None,
+        chat=chat,
+        add_special_tokens=add_special,
+        return_pieces=req.return_pieces,
+    )

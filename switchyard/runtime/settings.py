@@ -1,0 +1,58 @@
+"""Settings common to every gRPC service, read from flags and ``SWITCHYARD_*`` variables.
+
+Each service subclasses ``ServiceSettings`` with its own fields and default port; flags win over
+environment variables, which win over defaults (pydantic-settings' CLI source does the parsing).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, CliApp, NoDecode, SettingsConfigDict
+
+S = TypeVar("S", bound="ServiceSettings")
+
+
+class ServiceSettings(BaseSettings):
+    """Fields every service has."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SWITCHYARD_",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        extra="ignore",
+    )
+
+    host: str = Field("127.0.0.1", description="address the gRPC server binds")
+    port: int = Field(0, ge=0, le=65535, description="gRPC port (0 picks a free one)")
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus /metrics port (unset: no endpoint)")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field("text", description="json for structured logs")
+    shutdown_grace_s: float = Field(10.0, ge=0, description="on SIGTERM, how long in-flight streams may finish")
+
+
+class EngineSettings(ServiceSettings):
+    """Fields every engine service has."""
+
+    model_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=lambda: [Path("models")],
+        description="folders models may be loaded from (comma-separated in the environment)",
+    )
+    status_poll_s: float = Field(0.5, gt=0, description="how often the engine's load figures are refreshed")
+
+    @field_validator("model_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part for part in value.split(",") if part]
+        return value
+
+
+def parse_settings(cls: type[S], argv: list[str] | None = None) -> S:
+    """Build settings from flags (``argv``), then environment, then defaults."""
+    try:
+        return CliApp.run(cls, cli_args=argv)
+    except ValidationError as exc:
+        raise SystemExit(f"invalid settings: {exc}") from exc

@@ -1,0 +1,38 @@
+"""Session fixtures: the demo model, and a model root laid out for the path-confinement tests."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+DEMO_NAME = "switchyard-demo"
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir() -> Path:
+    """The project's demo model (made once, reused by the run command too)."""
+    models = ROOT / "models"
+    subprocess.run([sys.executable, "-m", "switchyard.demo_model", "--out", str(models)], check=True)
+    return models
+
+
+@pytest.fixture(scope="session")
+def model_root(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Path:
+    """A model root with the demo model in both forms, a non-model, and a symlink out of the root."""
+    base = tmp_path_factory.mktemp("roots")
+    root = base / "models"
+    root.mkdir()
+    shutil.copy2(demo_model_dir / f"{DEMO_NAME}.gguf", root / f"{DEMO_NAME}.gguf")
+    shutil.copytree(demo_model_dir / DEMO_NAME, root / DEMO_NAME)
+    (root / "not-a-model.gguf").write_text("this is not a GGUF file\n")
+    outside = base / "outside"
+    outside.mkdir()
+    shutil.copy2(demo_model_dir / f"{DEMO_NAME}.gguf", outside / "secret.gguf")
+    (root / "escape.gguf").symlink_to(outside / "secret.gguf")
+    return root

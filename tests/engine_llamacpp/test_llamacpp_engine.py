@@ -1,0 +1,151 @@
+"""llama.cpp-specific behaviour: the child process, crashes and restarts, shutdown, and our
+streamed text against llama-server's own non-streamed answer."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import psutil
+import pytest
+
+from tests.conformance.engines import LLAMACPP, load_request
+from tests.helpers import ServiceProcess, wait_until
+from switchyard.v1 import control_pb2, inference_pb2 as pb
+
+JAPANESE = "日本語のテキストをストリーミングで生成します。"
+
+
+def start(model_root: Path, log_dir: Path, *args: str) -> ServiceProcess:
+    service = ServiceProcess(LLAMACPP.module, ["--model-roots", str(model_root), *args], log_dir / "engine.log")
+    service.start()
+    events = list(service.control.LoadModel(load_request(LLAMACPP), timeout=300))
+    assert events[-1].state == control_pb2.MODEL_STATE_LOADED
+    return service
+
+
+def llama_server_of(service: ServiceProcess) -> psutil.Process:
+    children = [p for p in service.children() if p.name() == "llama-server"]
+    assert len(children) == 1, children
+    return children[0]
+
+
+def status_of(service: ServiceProcess) -> control_pb2.EngineStatus:
+    return service.control.GetStatus(control_pb2.GetStatusRequest(), timeout=10).statuses[0]
+
+
+@pytest.fixture(scope="module")
+def restarting(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    service = start(model_root, tmp_path_factory.mktemp("restarting"), "--restart-backoff-s", "1")
+    yield service
+    service.stop()
+
+
+def test_status_shows_the_binary_version(restarting: ServiceProcess) -> None:
+    assert status_of(restarting).engine_version.startswith("llama-server ")
+
+
+def test_streamed_text_equals_llama_servers_own_non_streamed_text(restarting: ServiceProcess) -> None:
+    port = llama_server_of(restarting).cmdline()[-1]
+    direct = httpx.post(
+        f"http://127.0.0.1:{port}/completion",
+        json={"prompt": JAPANESE, "n_predict": 64, "temperature": 0, "ignore_eos": True},
+        timeout=120,
+    ).json()["content"]
+    request = pb.GenerateRequest(
+        prompt=JAPANESE,
+        sampling=pb.SamplingParams(temperature=0),
+        stopping=pb.StoppingCriteria(max_tokens=64, ignore_eos=True),
+    )
+    streamed = "".join(r.delta.text for r in restarting.inference.Generate(request, timeout=120))
+    # llama-server's non-streamed text may end in a character still incomplete at the limit,
+    # which a stream never sends; everything before it must be identical.
+    assert direct.startswith(streamed) and "\ufffd" not in streamed
+    assert direct.rstrip("\ufffd") == streamed
+
+
+def test_killed_child_is_seen_at_once_and_restarted(restarting: ServiceProcess) -> None:
+    old = llama_server_of(restarting)
+    watch = restarting.control.WatchStatus(control_pb2.WatchStatusRequest(), timeout=120)
+    assert next(watch).status.state == control_pb2.MODEL_STATE_LOADED
+    stream = restarting.inference.Generate(
+        pb.GenerateRequest(prompt="hi", stopping=pb.StoppingCriteria(max_tokens=4000, ignore_eos=True)), timeout=120
+    )
+    assert next(stream).HasField("delta")
+    states: list[control_pb2.EngineStatus] = []
+
+    def follow() -> None:
+        for event in watch:
+            states.append(event.status)
+            if event.status.state == control_pb2.MODEL_STATE_LOADED:
+                return
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    old.send_signal(signal.SIGKILL)
+    with pytest.raises(grpc.RpcError) as info:
+        list(stream)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    reader.join(120)
+    watch.cancel()
+    errors = [s for s in states if s.state == control_pb2.MODEL_STATE_ERROR]
+    assert errors and not errors[0].process_alive and "exited unexpectedly" in errors[0].error
+    assert states[-1].state == control_pb2.MODEL_STATE_LOADED and states[-1].model == LLAMACPP.served_name
+    assert llama_server_of(restarting).pid != old.pid
+    request = pb.GenerateRequest(prompt="hi", stopping=pb.StoppingCriteria(max_tokens=3, ignore_eos=True))
+    finished = list(restarting.inference.Generate(request, timeout=60))[-1].finished
+    assert finished.usage.completion_tokens == 3
+
+
+def test_without_restart_the_error_stays(model_root: Path, tmp_path: Path) -> None:
+    service = start(model_root, tmp_path, "--no-restart-on-crash")
+    try:
+        llama_server_of(service).send_signal(signal.SIGKILL)
+        status = wait_until(
+            lambda: (s := status_of(service)).state == control_pb2.MODEL_STATE_ERROR and s,
+            30,
+            "the crash to show",
+        )
+        assert not status.process_alive
+        with pytest.raises(grpc.RpcError) as info:
+            list(service.inference.Generate(pb.GenerateRequest(prompt="hi"), timeout=10))
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        events = list(service.control.LoadModel(load_request(LLAMACPP), timeout=300))
+        assert events[-1].state == control_pb2.MODEL_STATE_LOADED  # a load clears the error
+    finally:
+        service.stop()
+
+
+def test_a_corrupt_gguf_fails_with_the_childs_log(model_root: Path, tmp_path: Path) -> None:
+    broken = model_root / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 64)
+    service = ServiceProcess(LLAMACPP.module, ["--model-roots", str(model_root)], tmp_path / "engine.log").start()
+    try:
+        with pytest.raises(grpc.RpcError) as info:
+            list(service.control.LoadModel(load_request(LLAMACPP, model_path="broken.gguf"), timeout=120))
+        assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        status = status_of(service)
+        assert status.state == control_pb2.MODEL_STATE_ERROR and not status.process_alive
+        assert "llama-server exited" in status.error and len(status.error.splitlines()) > 1
+        assert service.children() == []
+    finally:
+        service.stop()
+        broken.unlink()
+
+
+def test_sigterm_lets_a_running_stream_finish_and_leaves_no_process(model_root: Path, tmp_path: Path) -> None:
+    service = start(model_root, tmp_path, "--shutdown-grace-s", "60")
+    child = llama_server_of(service)
+    request = pb.GenerateRequest(prompt="hi", stopping=pb.StoppingCriteria(max_tokens=200, ignore_eos=True))
+    stream = service.inference.Generate(request, timeout=120)
+    assert next(stream).HasField("delta")
+    assert service.proc is not None
+    service.proc.send_signal(signal.SIGTERM)
+    finished = [r for r in stream if r.HasField("finished")]
+    assert finished and finished[0].usage.completion_tokens == 200
+    assert service.stop() == 0
+    assert not child.is_running()

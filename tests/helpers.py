@@ -1,0 +1,109 @@
+"""Test helpers: run a service as a real process, wait on conditions with deadlines."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import grpc
+import psutil
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from switchyard.runtime.net import free_port
+from switchyard.v1 import control_pb2_grpc, inference_pb2_grpc
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class ServiceProcess:
+    """A switchyard service started with ``python -m MODULE`` on a free port."""
+
+    def __init__(self, module: str, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.module = module
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.args = ["--port", str(self.port), *args]
+        self.log_path = log_path
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.channel: grpc.Channel | None = None
+
+    def start(self, timeout: float = 120.0) -> ServiceProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", self.module, *self.args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self.channel = grpc.insecure_channel(self.address)
+        wait_until(self._healthy, timeout, f"{self.module} to serve")
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None and self.channel is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.module} exited with {self.proc.returncode}:\n{self.log_tail()}")
+        try:
+            answer = health_pb2_grpc.HealthStub(self.channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+        except grpc.RpcError:
+            return False
+        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    @property
+    def inference(self) -> inference_pb2_grpc.InferenceStub:
+        assert self.channel is not None
+        return inference_pb2_grpc.InferenceStub(self.channel)
+
+    @property
+    def control(self) -> control_pb2_grpc.ControlStub:
+        assert self.channel is not None
+        return control_pb2_grpc.ControlStub(self.channel)
+
+    def children(self) -> list[psutil.Process]:
+        assert self.proc is not None
+        with contextlib.suppress(psutil.NoSuchProcess):
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        return []
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM, wait; the exit code. Kills the group if it does not stop in time."""
+        assert self.proc is not None
+        if self.channel is not None:
+            self.channel.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+                raise AssertionError(f"{self.module} did not stop on SIGTERM:\n{self.log_tail()}") from None
+        return self.proc.returncode

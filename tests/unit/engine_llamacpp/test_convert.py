@@ -1,0 +1,146 @@
+"""Conversions between the contract and llama-server's HTTP API (no server needed)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.engine_llamacpp import convert
+from switchyard.engine.errors import InvalidArgument
+from switchyard.engine.params import GenerationParams
+from switchyard.v1 import control_pb2, inference_pb2
+
+
+def test_completion_body_passes_only_set_fields() -> None:
+    body = convert.completion_body(GenerationParams(request_id="r"), "hi")
+    assert body == {
+        "prompt": "hi",
+        "stream": True,
+        "n_predict": -1,
+        "cache_prompt": True,
+        "ignore_eos": False,
+    }
+
+
+def test_completion_body_maps_every_sampling_field() -> None:
+    params = GenerationParams(
+        request_id="r",
+        temperature=0.0,
+        top_p=0.9,
+        top_k=0,
+        min_p=0.1,
+        seed=2**40 + 7,
+        presence_penalty=0.5,
+        frequency_penalty=0.25,
+        repetition_penalty=1.1,
+        logit_bias={3: -100.0},
+        max_tokens=12,
+        stop=["\n"],
+        ignore_eos=True,
+        logprobs=0,
+    )
+    body = convert.completion_body(params, [1, 2])
+    assert body["temperature"] == 0.0 and body["top_k"] == 0 and body["repeat_penalty"] == 1.1
+    assert body["seed"] == 7  # llama.cpp seeds are 32-bit
+    assert body["logit_bias"] == {"3": -100.0}
+    assert body["n_predict"] == 12 and body["stop"] == ["\n"] and body["ignore_eos"] is True
+    assert body["n_probs"] == 1  # logprobs=0 still wants the sampled token's logprob
+
+
+def test_server_args_default_and_options() -> None:
+    opts = control_pb2.LlamacppOptions(
+        ctx_size=1024,
+        parallel=2,
+        n_gpu_layers=-1,
+        flash_attn=control_pb2.FLASH_ATTENTION_OFF,
+        cache_type_k="q8_0",
+        threads=3,
+    )
+    args = convert.server_args(Path("/m/x.gguf"), "x", opts, 8192, 8)
+    joined = " ".join(args)
+    assert "-c 1024" in joined and "-np 2" in joined and "-ngl all" in joined
+    assert "-fa off" in joined and "-ctk q8_0" in joined and "-t 3" in joined
+    assert "--kv-unified" in args
+    default = " ".join(convert.server_args(Path("/m/x.gguf"), "x", control_pb2.LlamacppOptions(), 8192, 8))
+    assert "-c 8192" in default and "-np 8" in default and "-fa auto" in default
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        control_pb2.LlamacppOptions(ctx_size=8),
+        control_pb2.LlamacppOptions(parallel=0),
+        control_pb2.LlamacppOptions(n_gpu_layers=-2),
+        control_pb2.LlamacppOptions(cache_type_v="q3_weird"),
+        control_pb2.LlamacppOptions(threads=0),
+    ],
+)
+def test_bad_load_options_are_invalid_argument(opts: control_pb2.LlamacppOptions) -> None:
+    with pytest.raises(InvalidArgument):
+        convert.server_args(Path("/m/x.gguf"), "x", opts, 8192, 8)
+
+
+def test_delta_carries_only_what_was_asked() -> None:
+    chunk = {
+        "content": "日本",
+        "tokens": [5, 6],
+        "completion_probabilities": [
+            {
+                "id": 6,
+                "token": "本",
+                "logprob": -0.5,
+                "top_logprobs": [{"id": 6, "token": "本", "logprob": -0.5}],
+            }
+        ],
+    }
+    plain = convert.delta_from_chunk(chunk, GenerationParams(request_id="r"))
+    assert plain == inference_pb2.Delta(text="日本")
+    full = convert.delta_from_chunk(chunk, GenerationParams(request_id="r", return_token_ids=True, logprobs=0))
+    assert full is not None and list(full.token_ids) == [5, 6]
+    assert full.logprobs[0].token_id == 6 and full.logprobs[0].logprob == pytest.approx(-0.5)
+    assert len(full.logprobs[0].top_logprobs) == 0  # logprobs=0: no alternatives
+    assert convert.delta_from_chunk({"content": "", "tokens": [7]}, GenerationParams(request_id="r")) is None
+
+
+def test_zero_probability_is_clamped_to_a_finite_logprob() -> None:
+    entry = {"id": 1, "token": "a", "logprob": -3.4e38, "top_logprobs": []}
+    assert convert.logprobs_from_chunk([entry], 0)[0].logprob == convert.MIN_LOGPROB
+
+
+@pytest.mark.parametrize(
+    ("stop_type", "reason"),
+    [
+        ("eos", inference_pb2.FINISH_REASON_STOP),
+        ("word", inference_pb2.FINISH_REASON_STOP),
+        ("limit", inference_pb2.FINISH_REASON_LENGTH),
+        ("none", inference_pb2.FINISH_REASON_ABORTED),
+    ],
+)
+def test_finish_reasons(stop_type: str, reason: int) -> None:
+    final = {
+        "stop": True,
+        "stop_type": stop_type,
+        "stopping_word": "\n" if stop_type == "word" else "",
+        "tokens_evaluated": 7,
+        "tokens_predicted": 3,
+        "timings": {"cache_n": 2},
+    }
+    finished = convert.finished_from_final(final)
+    assert finished.reason == reason
+    assert (finished.usage.prompt_tokens, finished.usage.completion_tokens, finished.usage.cached_tokens) == (
+        7,
+        3,
+        2,
+    )
+    assert finished.stop_string == ("\n" if stop_type == "word" else "")
+
+
+async def test_sse_events_skip_pings_and_blank_lines() -> None:
+    async def lines() -> AsyncIterator[str]:
+        for line in ['data: {"content": "a"}', "", ":", 'data: {"stop": true}', "data: [DONE]"]:
+            yield line
+
+    events = [event async for event in convert.sse_events(lines())]
+    assert events == [{"content": "a"}, {"stop": True}]

@@ -1,0 +1,52 @@
+"""Model paths are confined to the model roots, symlinks and '..' included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from switchyard.engine.errors import InvalidArgument, NotFound, PermissionDenied
+from switchyard.engine.model_roots import resolve_model_path
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> tuple[Path, Path]:
+    root = tmp_path / "models"
+    root.mkdir()
+    (root / "a.gguf").write_bytes(b"GGUF")
+    outside = tmp_path / "secret.gguf"
+    outside.write_bytes(b"GGUF")
+    (root / "link-out.gguf").symlink_to(outside)
+    return root, outside
+
+
+def test_relative_and_absolute_paths_inside_resolve(layout: tuple[Path, Path]) -> None:
+    root, _ = layout
+    assert resolve_model_path("a.gguf", [root]) == root / "a.gguf"
+    assert resolve_model_path(str(root / "a.gguf"), [root]) == root / "a.gguf"
+
+
+@pytest.mark.parametrize("path", ["../secret.gguf", "link-out.gguf", "/etc/passwd", "/nonexistent/x"])
+def test_paths_leaving_the_roots_are_denied(layout: tuple[Path, Path], path: str) -> None:
+    root, outside = layout
+    with pytest.raises(PermissionDenied, match="outside the model roots"):
+        resolve_model_path(path if path != "abs" else str(outside), [root])
+
+
+def test_missing_model_inside_a_root_is_not_found(layout: tuple[Path, Path]) -> None:
+    with pytest.raises(NotFound):
+        resolve_model_path("missing.gguf", [layout[0]])
+
+
+@pytest.mark.parametrize("path", ["", "  ", "a\x00b"])
+def test_empty_or_nul_paths_are_invalid(layout: tuple[Path, Path], path: str) -> None:
+    with pytest.raises(InvalidArgument):
+        resolve_model_path(path, [layout[0]])
+
+
+def test_second_root_is_searched(tmp_path: Path, layout: tuple[Path, Path]) -> None:
+    other = tmp_path / "more"
+    other.mkdir()
+    (other / "b.gguf").write_bytes(b"GGUF")
+    assert resolve_model_path("b.gguf", [layout[0], other]) == other / "b.gguf"
