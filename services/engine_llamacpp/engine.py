@@ -108,14 +108,10 @@ class LlamaCppEngine:
 
     async def load(self, spec: LoadSpec) -> None:
         async with self._lock:
-            self.board.update(
-                state=control_pb2.MODEL_STATE_LOADING,
-                model=spec.served_name,
-                model_path=str(spec.path),
-                error="",
-                load_progress=0.0,
-                load_message="stopping the previous model" if self._proc else "starting",
-                load=control_pb2.Load(),
+            self.board.mark_loading(
+                spec.served_name,
+                str(spec.path),
+                "stopping the previous model" if self._proc else "starting",
             )
             await self._stop_child()
             self._spec = spec

@@ -157,6 +157,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
             if self._load_task is not None and not self._load_task.done():
                 raise Conflict(f"a load is already running on the {self.name} engine")
             logger.info("load %s (%s)", spec.path, spec.served_name)
+            self.engine.board.mark_loading(spec.served_name, str(spec.path), "queued")
             # The load belongs to the engine: a caller that goes away does not stop it.
             task = asyncio.create_task(self.engine.load(spec), name=f"load {spec.served_name}")
             self._load_task = task

@@ -47,6 +47,18 @@ class StatusBoard:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def mark_loading(self, model: str, model_path: str, message: str) -> None:
+        """Enter LOADING for a new model, clearing what belonged to the previous one."""
+        self.update(
+            state=pb.MODEL_STATE_LOADING,
+            model=model,
+            model_path=model_path,
+            error="",
+            load_progress=0.0,
+            load_message=message,
+            load=pb.Load(),
+        )
+
     def snapshot(self) -> tuple[pb.EngineStatus, asyncio.Event]:
         """The current status and an event that is set at the next change."""
         return self.status, self._changed

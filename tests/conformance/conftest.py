@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from switchyard.v1 import control_pb2
 from tests.conformance.engines import ENGINES, EngineUnderTest, load_request
 from tests.helpers import ServiceProcess
-from switchyard.v1 import control_pb2
 
 
 @pytest.fixture(scope="module", params=ENGINES, ids=[e.name for e in ENGINES])

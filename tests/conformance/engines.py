@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import httpx
 
 from switchyard.v1 import common_pb2, control_pb2
+
+if TYPE_CHECKING:
+    from tests.helpers import ServiceProcess
 
 
 @dataclass(frozen=True)
@@ -18,7 +25,25 @@ class EngineUnderTest:
     served_name: str
     load_options: dict[str, object]  # LoadModelRequest keyword arguments
     wrong_options: dict[str, object]  # the other engine's options
+    # The greedy text for (prompt, n tokens, ignore_eos) decoded in one piece, not streamed.
+    non_streamed_text: Callable[[ServiceProcess, str, int], str]
     service_args: list[str] = field(default_factory=list)
+
+
+def llama_server_port(service: ServiceProcess) -> str:
+    child = next(p for p in service.children() if p.name() == "llama-server")
+    return child.cmdline()[child.cmdline().index("--port") + 1]
+
+
+def llama_server_text(service: ServiceProcess, prompt: str, n: int) -> str:
+    """llama-server's own non-streamed answer."""
+    answer = httpx.post(
+        f"http://127.0.0.1:{llama_server_port(service)}/completion",
+        json={"prompt": prompt, "n_predict": n, "temperature": 0, "ignore_eos": True},
+        timeout=120,
+    )
+    content: str = answer.raise_for_status().json()["content"]
+    return content
 
 
 LLAMACPP = EngineUnderTest(
@@ -30,6 +55,7 @@ LLAMACPP = EngineUnderTest(
     served_name="switchyard-demo",
     load_options={"llamacpp": control_pb2.LlamacppOptions(ctx_size=4096, parallel=8)},
     wrong_options={"vllm": control_pb2.VllmOptions(dtype="float32")},
+    non_streamed_text=llama_server_text,
     service_args=["--no-restart-on-crash"],
 )
 

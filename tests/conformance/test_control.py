@@ -10,9 +10,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from switchyard.v1 import control_pb2, inference_pb2
 from tests.conformance.engines import EngineUnderTest, load_request
 from tests.helpers import ServiceProcess, wait_until
-from switchyard.v1 import control_pb2, inference_pb2
 
 INFERENCE = "switchyard.v1.Inference"
 
@@ -87,7 +87,16 @@ def test_inference_before_load_is_failed_precondition(idle_service: ServiceProce
         ({"wrong_options": True}, grpc.StatusCode.INVALID_ARGUMENT, "options"),
         ({"wrong_engine": True}, grpc.StatusCode.INVALID_ARGUMENT, "engine"),
     ],
-    ids=["missing", "dotdot", "absolute-outside", "symlink-out", "not-a-model", "empty", "wrong-options", "wrong-engine"],
+    ids=[
+        "missing",
+        "dotdot",
+        "absolute-outside",
+        "symlink-out",
+        "not-a-model",
+        "empty",
+        "wrong-options",
+        "wrong-engine",
+    ],
 )
 def test_bad_loads_are_refused_and_leave_the_engine_idle(
     idle_service: ServiceProcess,
@@ -110,7 +119,9 @@ def test_bad_loads_are_refused_and_leave_the_engine_idle(
     assert status_of(idle_service).state == control_pb2.MODEL_STATE_IDLE
 
 
-def test_list_models_shows_loadable_models_only(idle_service: ServiceProcess, engine: EngineUnderTest, model_root: Path) -> None:
+def test_list_models_shows_loadable_models_only(
+    idle_service: ServiceProcess, engine: EngineUnderTest, model_root: Path
+) -> None:
     models = idle_service.control.ListModels(control_pb2.ListModelsRequest(), timeout=10).models
     paths = {m.path for m in models}
     assert str(model_root / engine.model) in paths
@@ -191,7 +202,9 @@ def test_switching_models_replaces_the_old_one(idle_service: ServiceProcess, eng
     assert events[-1].status.model == "two"
     after = {p.pid for p in idle_service.children()}
     assert not before & after  # the old engine process is gone, not left beside the new one
-    request = inference_pb2.GenerateRequest(prompt="hi", model="one", stopping=inference_pb2.StoppingCriteria(max_tokens=2))
+    request = inference_pb2.GenerateRequest(
+        prompt="hi", model="one", stopping=inference_pb2.StoppingCriteria(max_tokens=2)
+    )
     with pytest.raises(grpc.RpcError) as info:
         list(idle_service.inference.Generate(request, timeout=30))
     assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION

@@ -9,15 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-import httpx
 import psutil
 import pytest
 
+from switchyard.v1 import control_pb2
+from switchyard.v1 import inference_pb2 as pb
 from tests.conformance.engines import LLAMACPP, load_request
 from tests.helpers import ServiceProcess, wait_until
-from switchyard.v1 import control_pb2, inference_pb2 as pb
-
-JAPANESE = "日本語のテキストをストリーミングで生成します。"
 
 
 def start(model_root: Path, log_dir: Path, *args: str) -> ServiceProcess:
@@ -47,25 +45,6 @@ def restarting(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
 def test_status_shows_the_binary_version(restarting: ServiceProcess) -> None:
     assert status_of(restarting).engine_version.startswith("llama-server ")
-
-
-def test_streamed_text_equals_llama_servers_own_non_streamed_text(restarting: ServiceProcess) -> None:
-    port = llama_server_of(restarting).cmdline()[-1]
-    direct = httpx.post(
-        f"http://127.0.0.1:{port}/completion",
-        json={"prompt": JAPANESE, "n_predict": 64, "temperature": 0, "ignore_eos": True},
-        timeout=120,
-    ).json()["content"]
-    request = pb.GenerateRequest(
-        prompt=JAPANESE,
-        sampling=pb.SamplingParams(temperature=0),
-        stopping=pb.StoppingCriteria(max_tokens=64, ignore_eos=True),
-    )
-    streamed = "".join(r.delta.text for r in restarting.inference.Generate(request, timeout=120))
-    # llama-server's non-streamed text may end in a character still incomplete at the limit,
-    # which a stream never sends; everything before it must be identical.
-    assert direct.startswith(streamed) and "\ufffd" not in streamed
-    assert direct.rstrip("\ufffd") == streamed
 
 
 def test_killed_child_is_seen_at_once_and_restarted(restarting: ServiceProcess) -> None:
@@ -105,11 +84,8 @@ def test_without_restart_the_error_stays(model_root: Path, tmp_path: Path) -> No
     service = start(model_root, tmp_path, "--no-restart-on-crash")
     try:
         llama_server_of(service).send_signal(signal.SIGKILL)
-        status = wait_until(
-            lambda: (s := status_of(service)).state == control_pb2.MODEL_STATE_ERROR and s,
-            30,
-            "the crash to show",
-        )
+        wait_until(lambda: status_of(service).state == control_pb2.MODEL_STATE_ERROR, 30, "the crash to show")
+        status = status_of(service)
         assert not status.process_alive
         with pytest.raises(grpc.RpcError) as info:
             list(service.inference.Generate(pb.GenerateRequest(prompt="hi"), timeout=10))
@@ -145,7 +121,7 @@ def test_sigterm_lets_a_running_stream_finish_and_leaves_no_process(model_root: 
     assert next(stream).HasField("delta")
     assert service.proc is not None
     service.proc.send_signal(signal.SIGTERM)
-    finished = [r for r in stream if r.HasField("finished")]
+    finished = [r.finished for r in stream if r.HasField("finished")]
     assert finished and finished[0].usage.completion_tokens == 200
     assert service.stop() == 0
     assert not child.is_running()
