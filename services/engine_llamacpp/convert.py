@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from switchyard.engine.errors import InvalidArgument
-from switchyard.engine.params import GenerationParams
+from switchyard.engine.params import MIN_LOGPROB, GenerationParams
 from switchyard.v1 import control_pb2, inference_pb2
 
 CACHE_TYPES = frozenset({"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"})
@@ -27,8 +27,6 @@ FLASH_ATTN = {
     control_pb2.FLASH_ATTENTION_OFF: "off",
 }
 MAX_PARALLEL = 256
-# llama-server reports a zero probability as -FLT_MAX; the contract uses -inf's finite stand-in.
-MIN_LOGPROB = -9999.0
 
 
 def server_args(

@@ -18,6 +18,8 @@ from switchyard.engine.errors import InvalidArgument
 from switchyard.v1 import inference_pb2 as pb
 
 MAX_LOGPROBS = 20
+# Engines report a zero probability as -inf or -FLT_MAX; the contract uses this finite floor.
+MIN_LOGPROB = -9999.0
 MAX_STOP_STRINGS = 16
 CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 

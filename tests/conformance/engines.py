@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from switchyard.v1 import common_pb2, control_pb2
+from switchyard.v1 import common_pb2, control_pb2, inference_pb2
 
 if TYPE_CHECKING:
     from tests.helpers import ServiceProcess
@@ -27,7 +27,12 @@ class EngineUnderTest:
     wrong_options: dict[str, object]  # the other engine's options
     # The greedy text for (prompt, n tokens, ignore_eos) decoded in one piece, not streamed.
     non_streamed_text: Callable[[ServiceProcess, str, int], str]
+    # Names of the processes that hold the model (children of the service).
+    engine_processes: frozenset[str]
     service_args: list[str] = field(default_factory=list)
+
+    def engine_children(self, service: ServiceProcess) -> list[int]:
+        return [p.pid for p in service.children() if p.name() in self.engine_processes]
 
 
 def llama_server_port(service: ServiceProcess) -> str:
@@ -56,11 +61,42 @@ LLAMACPP = EngineUnderTest(
     load_options={"llamacpp": control_pb2.LlamacppOptions(ctx_size=4096, parallel=8)},
     wrong_options={"vllm": control_pb2.VllmOptions(dtype="float32")},
     non_streamed_text=llama_server_text,
+    engine_processes=frozenset({"llama-server"}),
     service_args=["--no-restart-on-crash"],
 )
 
+
+def detokenized_text(service: ServiceProcess, prompt: str, n: int) -> str:
+    """The generated token ids decoded in one piece by the engine's tokenizer."""
+    request = inference_pb2.GenerateRequest(
+        prompt=prompt,
+        sampling=inference_pb2.SamplingParams(temperature=0.0),
+        stopping=inference_pb2.StoppingCriteria(max_tokens=n, ignore_eos=True),
+        output=inference_pb2.OutputOptions(return_token_ids=True),
+    )
+    ids = [t for r in service.inference.Generate(request, timeout=120) for t in r.delta.token_ids]
+    assert len(ids) == n
+    detokenized: str = service.inference.Detokenize(inference_pb2.DetokenizeRequest(token_ids=ids), timeout=30).text
+    return detokenized
+
+
+VLLM = EngineUnderTest(
+    name="vllm",
+    kind=common_pb2.ENGINE_VLLM,
+    other_kind=common_pb2.ENGINE_LLAMACPP,
+    module="services.engine_vllm",
+    model="switchyard-demo",
+    served_name="switchyard-demo",
+    # float32 keeps greedy decoding comparable with llama.cpp; the KV cache is explicit on CPU.
+    load_options={"vllm": control_pb2.VllmOptions(dtype="float32", kv_cache_memory_bytes=128 * 1024**2)},
+    wrong_options={"llamacpp": control_pb2.LlamacppOptions(ctx_size=1024)},
+    non_streamed_text=detokenized_text,
+    engine_processes=frozenset({"VLLM::EngineCore", "VLLM::Worker"}),
+)
+
 VLLM_AVAILABLE = importlib.util.find_spec("vllm") is not None
-ENGINES = [LLAMACPP]
+# vLLM is part of the test install (make test); without it only llama.cpp runs, and says so.
+ENGINES = [LLAMACPP, VLLM] if VLLM_AVAILABLE else [LLAMACPP]
 
 
 def load_request(engine: EngineUnderTest, **overrides: object) -> control_pb2.LoadModelRequest:

@@ -185,10 +185,10 @@ def test_watch_status_sees_unload(idle_service: ServiceProcess) -> None:
     assert seen and seen[-1].state == control_pb2.MODEL_STATE_IDLE and not seen[-1].process_alive
 
 
-def test_unload_leaves_nothing_running_and_is_idempotent(idle_service: ServiceProcess) -> None:
+def test_unload_leaves_nothing_running_and_is_idempotent(idle_service: ServiceProcess, engine: EngineUnderTest) -> None:
     answer = idle_service.control.UnloadModel(control_pb2.UnloadModelRequest(), timeout=60)
     assert answer.statuses[0].state == control_pb2.MODEL_STATE_IDLE
-    assert idle_service.children() == []
+    assert engine.engine_children(idle_service) == []
     assert health_of(idle_service, INFERENCE) == health_pb2.HealthCheckResponse.NOT_SERVING
     with pytest.raises(grpc.RpcError) as info:
         list(idle_service.inference.Generate(inference_pb2.GenerateRequest(prompt="hi"), timeout=10))
@@ -197,11 +197,11 @@ def test_unload_leaves_nothing_running_and_is_idempotent(idle_service: ServicePr
 
 def test_switching_models_replaces_the_old_one(idle_service: ServiceProcess, engine: EngineUnderTest) -> None:
     list(idle_service.control.LoadModel(load_request(engine, served_model_name="one"), timeout=300))
-    before = {p.pid for p in idle_service.children()}
+    before = set(engine.engine_children(idle_service))
     events = list(idle_service.control.LoadModel(load_request(engine, served_model_name="two"), timeout=300))
     assert events[-1].status.model == "two"
-    after = {p.pid for p in idle_service.children()}
-    assert not before & after  # the old engine process is gone, not left beside the new one
+    after = set(engine.engine_children(idle_service))
+    assert before and after and not before & after  # the old engine process is gone, not kept beside
     request = inference_pb2.GenerateRequest(
         prompt="hi", model="one", stopping=inference_pb2.StoppingCriteria(max_tokens=2)
     )

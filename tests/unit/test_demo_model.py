@@ -150,7 +150,8 @@ def reference_logits(w: dict[str, np.ndarray], ids: list[int], cfg: dm.DemoConfi
     cos, sin = (np.tile(f(ang), 2)[:, None, :].astype(np.float32) for f in (np.cos, np.sin))
 
     def rope(v: np.ndarray) -> np.ndarray:
-        return v * cos + np.concatenate([-v[..., hd // 2 :], v[..., : hd // 2]], -1) * sin
+        rotated: np.ndarray = v * cos + np.concatenate([-v[..., hd // 2 :], v[..., : hd // 2]], -1) * sin
+        return rotated
 
     x = w["model.embed_tokens.weight"][ids]
     mask = np.triu(np.full((t, t), -np.inf, np.float32), 1)

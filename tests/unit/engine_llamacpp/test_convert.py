@@ -9,7 +9,7 @@ import pytest
 
 from services.engine_llamacpp import convert
 from switchyard.engine.errors import InvalidArgument
-from switchyard.engine.params import GenerationParams
+from switchyard.engine.params import MIN_LOGPROB, GenerationParams
 from switchyard.v1 import control_pb2, inference_pb2
 
 
@@ -106,7 +106,7 @@ def test_delta_carries_only_what_was_asked() -> None:
 
 def test_zero_probability_is_clamped_to_a_finite_logprob() -> None:
     entry = {"id": 1, "token": "a", "logprob": -3.4e38, "top_logprobs": []}
-    assert convert.logprobs_from_chunk([entry], 0)[0].logprob == convert.MIN_LOGPROB
+    assert convert.logprobs_from_chunk([entry], 0)[0].logprob == MIN_LOGPROB
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,35 @@
+"""``python -m services.engine_vllm``: the vLLM engine service.
+
+The ``__main__`` guard matters: vLLM starts its engine core in a spawned process that
+re-imports this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from services.engine_vllm.settings import VllmSettings
+from switchyard.engine.serve import run_engine_service
+from switchyard.runtime.logs import configure_logging
+from switchyard.runtime.settings import parse_settings
+from switchyard.v1 import common_pb2, control_pb2
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from the model roots, never a hub
+    os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+    settings = parse_settings(VllmSettings)
+    configure_logging(settings.log_level, settings.log_format, "engine_vllm")
+    from services.engine_vllm.engine import VllmEngine  # imports torch: after settings parse
+
+    load = None
+    if settings.load_model:
+        load = control_pb2.LoadModelRequest(engine=common_pb2.ENGINE_VLLM, model_path=settings.load_model)
+        if settings.load_dtype:
+            load.vllm.dtype = settings.load_dtype
+    asyncio.run(run_engine_service(VllmEngine(settings), settings, "engine_vllm", load))
+
+
+if __name__ == "__main__":
+    main()
