@@ -45,9 +45,8 @@ lint: install proto-check  ## ruff and mypy
 test: install llama-server demo-model lint  ## everything CI runs
 	$(PY) -m pytest -p no:cacheprovider
 
-up: install llama-server demo-model  ## the llama.cpp engine service on :50062 with the demo model
-	$(PY) -m services.engine_llamacpp --host 0.0.0.0 --model-roots $(MODELS) \
-		--load-model switchyard-demo.gguf
+up: install  ## the whole stack on :8080 (both engines, router, gateway), demo model loaded
+	$(PY) -m switchyard up --models $(MODELS) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

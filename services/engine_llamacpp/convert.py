@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from switchyard.engine.errors import InvalidArgument
 from switchyard.engine.params import MIN_LOGPROB, GenerationParams
+from switchyard.errors import InvalidArgument
 from switchyard.v1 import control_pb2, inference_pb2
 
 CACHE_TYPES = frozenset({"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"})

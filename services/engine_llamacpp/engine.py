@@ -18,17 +18,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.engine_llamacpp import convert
 from services.engine_llamacpp.process import ChildExited, LlamaServerProcess
 from services.engine_llamacpp.settings import LlamacppSettings
-from switchyard.engine.errors import (
+from switchyard.engine.model_roots import iter_root_files, resolve_model_path
+from switchyard.engine.params import ChatParams, GenerationParams, TokenizeParams
+from switchyard.engine.protocol import LoadSpec, ModelInfo
+from switchyard.engine.status import StatusBoard
+from switchyard.errors import (
     EngineError,
     FailedPrecondition,
     InvalidArgument,
     ResourceExhausted,
     Unavailable,
 )
-from switchyard.engine.model_roots import iter_root_files, resolve_model_path
-from switchyard.engine.params import ChatParams, GenerationParams, TokenizeParams
-from switchyard.engine.protocol import LoadSpec, ModelInfo
-from switchyard.engine.status import StatusBoard
 from switchyard.v1 import common_pb2, control_pb2, inference_pb2
 
 logger = logging.getLogger(__name__)

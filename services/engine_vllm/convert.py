@@ -11,8 +11,8 @@ from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.sampling_params import RequestOutputKind
 
-from switchyard.engine.errors import InvalidArgument
 from switchyard.engine.params import MIN_LOGPROB, GenerationParams
+from switchyard.errors import InvalidArgument
 from switchyard.v1 import control_pb2, inference_pb2
 
 # The seed system's load defaults.

@@ -22,11 +22,11 @@ from vllm.v1.metrics.loggers import StatLoggerBase
 
 from services.engine_vllm import convert
 from services.engine_vllm.settings import VllmSettings
-from switchyard.engine.errors import FailedPrecondition, InvalidArgument, Unavailable
 from switchyard.engine.model_roots import iter_root_files, resolve_model_path
 from switchyard.engine.params import ChatParams, GenerationParams, TokenizeParams
 from switchyard.engine.protocol import LoadSpec, ModelInfo
 from switchyard.engine.status import StatusBoard
+from switchyard.errors import FailedPrecondition, InvalidArgument, Unavailable
 from switchyard.v1 import common_pb2, control_pb2, inference_pb2
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from switchyard.engine.errors import InvalidArgument, NotFound, PermissionDenied
+from switchyard.errors import InvalidArgument, NotFound, PermissionDenied
 
 
 def resolve_model_path(path: str, roots: Sequence[Path]) -> Path:

@@ -14,7 +14,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from switchyard.engine.errors import InvalidArgument
+from switchyard.errors import InvalidArgument
 from switchyard.v1 import inference_pb2 as pb
 
 MAX_LOGPROBS = 20

@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import logging
 
-from switchyard.engine.errors import EngineError
 from switchyard.engine.protocol import Engine
 from switchyard.engine.servicer import SERVICE_NAMES, EngineServicer
+from switchyard.errors import EngineError
 from switchyard.runtime.server import GrpcService
 from switchyard.runtime.settings import ServiceSettings
 from switchyard.v1 import control_pb2, control_pb2_grpc, inference_pb2_grpc

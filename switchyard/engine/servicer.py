@@ -10,21 +10,21 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any, TypeAlias
 
 import grpc
 
 from switchyard.engine import metrics
-from switchyard.engine.errors import (
+from switchyard.engine.params import generation_from_proto, tokenize_from_proto
+from switchyard.engine.protocol import Engine, ModelInfo
+from switchyard.errors import (
     Conflict,
+    Context,
     EngineError,
     FailedPrecondition,
     InvalidArgument,
     Unavailable,
+    grpc_errors,
 )
-from switchyard.engine.params import generation_from_proto, tokenize_from_proto
-from switchyard.engine.protocol import Engine, ModelInfo
 from switchyard.v1 import (
     common_pb2,
     control_pb2,
@@ -35,27 +35,12 @@ from switchyard.v1 import (
 
 logger = logging.getLogger(__name__)
 
-Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 ENGINE_NAMES = {common_pb2.ENGINE_VLLM: "vllm", common_pb2.ENGINE_LLAMACPP: "llamacpp"}
 SERVICE_NAMES = (
     inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name,
     control_pb2.DESCRIPTOR.services_by_name["Control"].full_name,
 )
-
-
-@asynccontextmanager
-async def grpc_errors(context: Context, what: str) -> AsyncIterator[None]:
-    """Map project errors to their status; anything unexpected is logged and INTERNAL."""
-    try:
-        yield
-    except grpc.aio.AbortError:
-        raise
-    except EngineError as exc:
-        await context.abort(exc.code, str(exc))
-    except Exception:
-        logger.exception("%s failed", what)
-        await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {what}; see engine logs")
 
 
 class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.ControlServicer):
@@ -104,6 +89,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
                         metrics.TIME_TO_FIRST_TOKEN.labels(self.name).observe(time.monotonic() - start)
                         first = False
                     if response.HasField("finished"):
+                        response.finished.engine = self.engine.kind
                         usage = response.finished.usage
                         metrics.GENERATED_TOKENS.labels(self.name).inc(usage.completion_tokens)
                         metrics.PROMPT_TOKENS.labels(self.name).inc(usage.prompt_tokens)

@@ -1,0 +1,39 @@
+"""Optional API keys: ``Authorization: Bearer KEY``. With keys configured every API route
+needs one, and loading or unloading models needs an admin key."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+
+from gateway.errors import ApiError
+from gateway.settings import GatewaySettings
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _known(token: str, keys: list[str]) -> bool:
+    return any(hmac.compare_digest(token.encode(), key.encode()) for key in keys)
+
+
+def check_key(request: Request, admin: bool) -> None:
+    settings: GatewaySettings = request.app.state.settings
+    if not settings.auth_enabled:
+        return
+    token = _bearer(request)
+    if token is None or not _known(token, settings.api_keys + settings.admin_keys):
+        raise ApiError(401, "missing or invalid API key (Authorization: Bearer KEY)")
+    if admin and not _known(token, settings.admin_keys):
+        raise ApiError(403, "loading and unloading models needs an admin key")
+
+
+async def require_key(request: Request) -> None:
+    check_key(request, admin=False)
+
+
+async def require_admin(request: Request) -> None:
+    check_key(request, admin=True)

@@ -1,0 +1,108 @@
+"""Errors at the edge: one place turns gRPC statuses and validation failures into the OpenAI
+error body ``{"error": {"message", "type", "param", "code"}}`` with the right HTTP status."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import grpc
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+logger = logging.getLogger(__name__)
+
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "request_too_large",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    499: "cancelled",
+    501: "not_implemented_error",
+    503: "service_unavailable_error",
+    504: "timeout_error",
+}
+
+
+class ApiError(Exception):
+    """An error the gateway itself raises, already in HTTP terms."""
+
+    def __init__(self, status: int, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+
+
+def error_body(status: int, message: str, param: str | None = None) -> dict[str, object]:
+    return {
+        "error": {
+            "message": message,
+            "type": ERROR_TYPES.get(status, "server_error"),
+            "param": param,
+            "code": status,
+        }
+    }
+
+
+def from_rpc_error(exc: grpc.aio.AioRpcError) -> ApiError:
+    """The HTTP view of a failed gRPC call; details of internal errors stay in the logs."""
+    status = HTTP_STATUS.get(exc.code(), 500)
+    if status == 500:
+        logger.error("upstream error %s: %s", exc.code().name, exc.details())
+        return ApiError(500, "internal error in the inference backend")
+    return ApiError(status, exc.details() or exc.code().name)
+
+
+def json_error(error: ApiError) -> JSONResponse:
+    return JSONResponse(error_body(error.status, error.message, error.param), status_code=error.status)
+
+
+def sse_error(error: ApiError) -> str:
+    """An error sent in-band after the stream started (the status line is already out)."""
+    return f"data: {json.dumps(error_body(error.status, error.message, error.param))}\n\ndata: [DONE]\n\n"
+
+
+async def handle_api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return json_error(exc)
+
+
+async def handle_rpc_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, grpc.aio.AioRpcError)
+    return json_error(from_rpc_error(exc))
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    location = [str(part) for part in first.get("loc", ()) if part != "body"]
+    param = ".".join(location) or None
+    message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+    return json_error(ApiError(422, message, param))
+
+
+async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return json_error(ApiError(exc.status_code, str(exc.detail)))

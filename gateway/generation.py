@@ -1,0 +1,157 @@
+"""Running a generation through the router, streamed as SSE or gathered whole.
+
+The stream generator owns the gRPC call and cancels it in ``finally``: when the client goes
+away Starlette closes the generator, the cancel reaches the router and the engine stops
+(STYLE.md #10). A whole answer races the call against the client's disconnect for the same
+reason. After the first SSE byte an error goes in-band, then ``[DONE]`` (STYLE.md #9).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from fastapi import Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from gateway import metrics
+from gateway.errors import ApiError, from_rpc_error, sse_error
+from gateway.protocol import ENGINE_NAMES
+from gateway.responses import Accumulated, ResponseBuilder
+from switchyard.v1 import inference_pb2 as pb
+from switchyard.v1 import inference_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+
+def _sse(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+class LatencyClock:
+    """Time to first token and inter-token gaps, labelled by engine once it is known."""
+
+    def __init__(self, requested_engine: str | None) -> None:
+        self.start = time.monotonic()
+        self.engine = requested_engine or "unknown"
+        self.first: float | None = None
+        self.gaps: list[float] = []
+        self.last = 0.0
+
+    def delta(self) -> None:
+        now = time.monotonic()
+        if self.first is None:
+            self.first = now - self.start
+        else:
+            self.gaps.append(now - self.last)
+        self.last = now
+
+    def finish(self, finished: pb.Finished) -> None:
+        self.engine = ENGINE_NAMES.get(finished.engine, self.engine)
+        if self.first is not None:
+            metrics.TIME_TO_FIRST_TOKEN.labels(self.engine).observe(self.first)
+        histogram = metrics.INTER_TOKEN_LATENCY.labels(self.engine)
+        for gap in self.gaps:
+            histogram.observe(gap)
+        metrics.GENERATED_TOKENS.labels(self.engine).inc(finished.usage.completion_tokens)
+
+
+async def _first_message(call: Any) -> pb.GenerateResponse | None:
+    """Read the first message so that an error before any output is still a plain HTTP error."""
+    try:
+        message: Any = await call.read()
+    except grpc.aio.AioRpcError as exc:
+        raise from_rpc_error(exc) from None
+    return None if message is grpc.aio.EOF else message
+
+
+async def stream_response(
+    stub: inference_pb2_grpc.InferenceAsyncStub,
+    request: pb.GenerateRequest,
+    builder: ResponseBuilder,
+    include_usage: bool,
+    timeout: float,
+    route: str,
+) -> StreamingResponse:
+    clock = LatencyClock(ENGINE_NAMES.get(request.engine))
+    call = stub.Generate(request, timeout=timeout)
+    try:
+        first = await _first_message(call)
+    except BaseException:
+        call.cancel()
+        raise
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            if builder.chat:
+                yield _sse(builder.chunk(None, None, first=True))
+            message = first
+            while message is not None:
+                if message.HasField("delta"):
+                    clock.delta()
+                    yield _sse(builder.chunk(message.delta, None))
+                else:
+                    clock.finish(message.finished)
+                    yield _sse(builder.chunk(None, message.finished))
+                    if include_usage:
+                        yield _sse(builder.usage_chunk(message.finished))
+                read: Any = await call.read()
+                message = None if read is grpc.aio.EOF else read
+            yield "data: [DONE]\n\n"
+        except grpc.aio.AioRpcError as exc:
+            error = from_rpc_error(exc)
+            metrics.ERRORS.labels(route, str(error.status)).inc()
+            logger.warning("stream failed after it started: %s", error.message)
+            yield sse_error(error)
+        finally:
+            call.cancel()  # a no-op when finished; otherwise the client left: stop the engine
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+async def _wait_disconnect(http_request: Request) -> None:
+    while True:
+        message = await http_request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def whole_response(
+    stub: inference_pb2_grpc.InferenceAsyncStub,
+    request: pb.GenerateRequest,
+    builder: ResponseBuilder,
+    timeout: float,
+    http_request: Request,
+) -> JSONResponse:
+    clock = LatencyClock(ENGINE_NAMES.get(request.engine))
+    answer = Accumulated()
+
+    async def gather() -> None:
+        async for message in stub.Generate(request, timeout=timeout):
+            if message.HasField("delta"):
+                clock.delta()
+            answer.add(message)
+
+    work = asyncio.ensure_future(gather())
+    gone = asyncio.ensure_future(_wait_disconnect(http_request))
+    try:
+        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not work.done():
+            work.cancel()  # the client left: cancelling the call stops the engine
+    if not work.done() or work.cancelled():
+        raise ApiError(499, "client disconnected")
+    try:
+        work.result()
+    except grpc.aio.AioRpcError as exc:
+        raise from_rpc_error(exc) from None
+    if answer.finished is None:
+        raise ApiError(503, "the backend ended the stream without finishing")
+    clock.finish(answer.finished)
+    return JSONResponse(builder.whole(answer))

@@ -1,0 +1,265 @@
+"""Request models of the HTTP API and their conversion to the gRPC contract.
+
+OpenAI's field names and the seed's (``engine``, ``model_path`` and the vLLM load options)
+are kept as they are. Validation of value ranges is left to the engines, so that a client gets
+the same message over HTTP and gRPC; these models check shapes and types.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from google.protobuf.struct_pb2 import Struct
+from pydantic import BaseModel, ConfigDict, Field
+
+from switchyard.v1 import common_pb2, control_pb2
+from switchyard.v1 import inference_pb2 as pb
+
+EngineName = Literal["vllm", "llamacpp"]
+# Integer ranges of the proto fields, so an out-of-range number is a 422, not a failed encode.
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+TokenId = Annotated[int, Field(ge=0, le=2**32 - 1)]
+ENGINES = {"vllm": common_pb2.ENGINE_VLLM, "llamacpp": common_pb2.ENGINE_LLAMACPP, None: common_pb2.ENGINE_UNSPECIFIED}
+ENGINE_NAMES = {common_pb2.ENGINE_VLLM: "vllm", common_pb2.ENGINE_LLAMACPP: "llamacpp"}
+FINISH_REASONS = {
+    pb.FINISH_REASON_STOP: "stop",
+    pb.FINISH_REASON_LENGTH: "length",
+    pb.FINISH_REASON_ABORTED: "abort",
+}
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class GenerationFields(BaseModel):
+    """Fields shared by /v1/completions and /v1/chat/completions."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    engine: EngineName | None = None
+    max_tokens: Int32 | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: Int32 | None = None
+    min_p: float | None = None
+    seed: Int64 | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    repetition_penalty: float | None = None
+    logit_bias: dict[TokenId, float] | None = None
+    stop: str | list[str] | None = None
+    stop_token_ids: list[TokenId] | None = None
+    ignore_eos: bool = False
+    min_tokens: Int32 | None = None
+    n: int = Field(1, ge=1, le=1, description="only one choice per request")
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+    @property
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
+
+    def _request(self, max_tokens: int | None, logprobs: int | None) -> pb.GenerateRequest:
+        sampling = pb.SamplingParams(logit_bias=self.logit_bias or {})
+        for name in ("temperature", "top_p", "top_k", "min_p", "seed", "presence_penalty", "frequency_penalty"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(sampling, name, value)
+        if self.repetition_penalty is not None:
+            sampling.repetition_penalty = self.repetition_penalty
+        stopping = pb.StoppingCriteria(
+            stop=[self.stop] if isinstance(self.stop, str) else (self.stop or []),
+            stop_token_ids=self.stop_token_ids or [],
+            ignore_eos=self.ignore_eos,
+        )
+        if max_tokens is not None:
+            stopping.max_tokens = max_tokens
+        if self.min_tokens is not None:
+            stopping.min_tokens = self.min_tokens
+        output = pb.OutputOptions(return_token_ids=logprobs is not None)
+        if logprobs is not None:
+            output.logprobs = logprobs
+        return pb.GenerateRequest(
+            engine=ENGINES[self.engine], model=self.model or "", sampling=sampling, stopping=stopping, output=output
+        )
+
+
+class CompletionRequest(GenerationFields):
+    """POST /v1/completions: OpenAI's completion request plus the seed's ``engine``.
+
+    The seed's defaults stay: 128 tokens, temperature 0.7, top_p 0.95.
+    """
+
+    prompt: str | list[TokenId]
+    max_tokens: Int32 | None = 128
+    temperature: float | None = 0.7
+    top_p: float | None = 0.95
+    logprobs: Int32 | None = None
+
+    def to_proto(self) -> pb.GenerateRequest:
+        request = self._request(self.max_tokens, self.logprobs)
+        if isinstance(self.prompt, str):
+            request.prompt = self.prompt
+        else:
+            request.prompt_token_ids.ids.extend(self.prompt)
+        return request
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_call_id: str | None = None
+
+    def text(self) -> str:
+        """Content as text; of a list of parts only the text parts (no images here)."""
+        if isinstance(self.content, list):
+            return "".join(str(part.get("text", "")) for part in self.content if part.get("type") == "text")
+        return self.content or ""
+
+
+class ChatCompletionRequest(GenerationFields):
+    """POST /v1/chat/completions: rendered by the engine with the model's own template."""
+
+    messages: list[ChatMessage]
+    max_completion_tokens: Int32 | None = None
+    logprobs: bool = False
+    top_logprobs: Int32 | None = None
+    tools: list[dict[str, Any]] | None = None
+    add_generation_prompt: bool = True
+
+    def to_proto(self) -> pb.GenerateRequest:
+        top = (self.top_logprobs or 0) if self.logprobs else None
+        request = self._request(self.max_completion_tokens or self.max_tokens, top)
+        request.chat.CopyFrom(chat_input(self.messages, self.tools, self.add_generation_prompt))
+        return request
+
+
+def chat_input(messages: list[ChatMessage], tools: list[dict[str, Any]] | None, add_prompt: bool) -> pb.ChatInput:
+    chat = pb.ChatInput(add_generation_prompt=add_prompt)
+    for message in messages:
+        chat.messages.append(
+            pb.ChatMessage(
+                role=message.role,
+                content=message.text(),
+                name=message.name or "",
+                tool_call_id=message.tool_call_id or "",
+            )
+        )
+    for tool in tools or []:
+        struct = Struct()
+        struct.update(tool)
+        chat.tools.append(struct)
+    return chat
+
+
+VLLM_FIELDS = (
+    "dtype",
+    "gpu_memory_utilization",
+    "max_model_len",
+    "quantization",
+    "tensor_parallel_size",
+    "kv_cache_memory_bytes",
+    "enforce_eager",
+    "max_num_seqs",
+)
+LLAMACPP_FIELDS = ("n_gpu_layers", "ctx_size", "parallel", "cache_type_k", "cache_type_v", "threads")
+FLASH_MODES = {
+    "auto": control_pb2.FLASH_ATTENTION_AUTO,
+    "on": control_pb2.FLASH_ATTENTION_ON,
+    "off": control_pb2.FLASH_ATTENTION_OFF,
+}
+
+
+class LoadRequest(BaseModel):
+    """POST /v1/models/load: the seed's body, plus typed options for each engine."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_path: str
+    engine: EngineName
+    served_model_name: str | None = None
+    # vLLM (the seed's three first, with its defaults applied by the engine)
+    dtype: str | None = None
+    gpu_memory_utilization: float | None = None
+    max_model_len: int | None = Field(None, ge=1, le=2**32 - 1)
+    quantization: str | None = None
+    tensor_parallel_size: int | None = Field(None, ge=1, le=2**32 - 1)
+    kv_cache_memory_bytes: int | None = Field(None, ge=1, le=2**64 - 1)
+    enforce_eager: bool | None = None
+    trust_remote_code: bool = False
+    max_num_seqs: int | None = Field(None, ge=1, le=2**32 - 1)
+    # llama.cpp
+    n_gpu_layers: int | None = Field(None, ge=-1, le=2**31 - 1)
+    ctx_size: int | None = Field(None, ge=1, le=2**32 - 1)
+    parallel: int | None = Field(None, ge=1, le=2**32 - 1)
+    flash_attn: Literal["auto", "on", "off"] | None = None
+    cache_type_k: str | None = None
+    cache_type_v: str | None = None
+    threads: int | None = Field(None, ge=1, le=2**32 - 1)
+
+    def other_engines_fields(self) -> list[str]:
+        """Options given that belong to the other engine."""
+        vllm = self.engine == "vllm"
+        other = [*LLAMACPP_FIELDS, "flash_attn"] if vllm else [*VLLM_FIELDS, "trust_remote_code"]
+        return [name for name in other if getattr(self, name) not in (None, False)]
+
+    def to_proto(self) -> control_pb2.LoadModelRequest:
+        request = control_pb2.LoadModelRequest(
+            engine=ENGINES[self.engine], model_path=self.model_path, served_model_name=self.served_model_name or ""
+        )
+        if self.engine == "vllm":
+            request.vllm.trust_remote_code = self.trust_remote_code
+            for name in VLLM_FIELDS:
+                if (value := getattr(self, name)) is not None:
+                    setattr(request.vllm, name, value)
+        else:
+            request.llamacpp.SetInParent()
+            for name in LLAMACPP_FIELDS:
+                if (value := getattr(self, name)) is not None:
+                    setattr(request.llamacpp, name, value)
+            if self.flash_attn is not None:
+                request.llamacpp.flash_attn = FLASH_MODES[self.flash_attn]
+        return request
+
+
+class UnloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    engine: EngineName
+
+
+class TokenizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    engine: EngineName | None = None
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = None
+    add_special_tokens: bool | None = None
+
+    def to_proto(self) -> pb.TokenizeRequest:
+        request = pb.TokenizeRequest(engine=ENGINES[self.engine], model=self.model or "")
+        if self.messages is not None:
+            request.chat.CopyFrom(chat_input(self.messages, None, True))
+        elif self.prompt is not None:
+            request.text = self.prompt
+        if self.add_special_tokens is not None:
+            request.add_special_tokens = self.add_special_tokens
+        return request
+
+
+class DetokenizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    engine: EngineName | None = None
+    tokens: list[TokenId]
+
+    def to_proto(self) -> pb.DetokenizeRequest:
+        return pb.DetokenizeRequest(engine=ENGINES[self.engine], model=self.model or "", token_ids=self.tokens)

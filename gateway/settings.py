@@ -1,0 +1,35 @@
+"""Settings of the gateway (flags or SWITCHYARD_* variables)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from switchyard.runtime.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port (/metrics is served here too)")
+    router: str = Field("127.0.0.1:50051", description="router gRPC address")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated keys for Authorization: Bearer (unset: no auth)"
+    )
+    admin_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="keys that may also load and unload models"
+    )
+    max_request_bytes: int = Field(1024 * 1024, gt=0, description="largest request body accepted (413 above)")
+    request_timeout_s: float = Field(600.0, gt=0, description="deadline of a generation request")
+    load_timeout_s: float = Field(1800.0, gt=0, description="deadline of a model load")
+
+    @field_validator("api_keys", "admin_keys", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys or self.admin_keys)

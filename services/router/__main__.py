@@ -1,0 +1,47 @@
+"""``python -m services.router``: the router service."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.router.backends import BackendPool, BackendSpec
+from services.router.servicer import RouterServicer
+from services.router.settings import RouterSettings
+from switchyard.engine.servicer import SERVICE_NAMES
+from switchyard.runtime.logs import configure_logging
+from switchyard.runtime.server import GrpcService
+from switchyard.runtime.settings import parse_settings
+from switchyard.v1 import control_pb2, control_pb2_grpc, inference_pb2_grpc
+
+
+async def serve(settings: RouterSettings) -> None:
+    service = GrpcService(settings, "router")
+    specs = [BackendSpec.parse(entry) for entry in settings.backends]
+    servicer: RouterServicer | None = None
+
+    def on_change(backend: object) -> None:
+        assert servicer is not None
+        servicer.publish(backend)  # type: ignore[arg-type]
+        serving = any(b.reachable and b.status.state == control_pb2.MODEL_STATE_LOADED for b in pool.backends())
+        asyncio.get_running_loop().create_task(service.set_serving(SERVICE_NAMES[0], serving))
+
+    pool = BackendPool(specs, settings.resolve_interval_s, settings.retry_backoff_max_s, on_change)
+    servicer = RouterServicer(pool)
+    inference_pb2_grpc.add_InferenceServicer_to_server(servicer, service.server)
+    control_pb2_grpc.add_ControlServicer_to_server(servicer, service.server)
+    service.add_services(SERVICE_NAMES)
+    await service.set_serving(SERVICE_NAMES[0], False)
+    await pool.start()
+    await service.run(on_shutdown=pool.close)
+
+
+def main() -> None:
+    settings = parse_settings(RouterSettings)
+    configure_logging(settings.log_level, settings.log_format, "router")
+    if not settings.backends:
+        raise SystemExit("no backends: set --backends llamacpp=HOST:PORT,vllm=HOST:PORT")
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The router's Inference and Control servicer: the contract of an engine, over backends.
+
+Generate retries on another replica only when a backend fails before its first message, so
+no token is ever sent twice; cancellation and deadlines pass through to the backend call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+
+from services.router.backends import Backend, BackendPool
+from services.router.picker import ENGINE_NAMES, choose, eligible
+from switchyard.errors import Context, InvalidArgument, Unavailable, grpc_errors
+from switchyard.v1 import common_pb2, control_pb2, control_pb2_grpc, inference_pb2, inference_pb2_grpc
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Failures that say nothing was done, so another replica may take the request.
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
+
+
+def _timeout(context: Context) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else max(remaining, 0.001)
+
+
+class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.ControlServicer):
+    def __init__(self, pool: BackendPool, rng: random.Random | None = None) -> None:
+        self.pool = pool
+        self.rng = rng or random.Random()
+        self._watchers: set[asyncio.Queue[control_pb2.EngineStatus]] = set()
+
+    def publish(self, backend: Backend) -> None:
+        """Called by the pool on every backend status change."""
+        for queue in self._watchers:
+            queue.put_nowait(backend.status)
+
+    def _pick(self, engine: common_pb2.Engine.ValueType, model: str, exclude: set[str]) -> Backend:
+        candidates = eligible(self.pool.backends(), engine, model)
+        remaining = [b for b in candidates if b.address not in exclude]
+        if not remaining:
+            raise Unavailable(f"every {ENGINE_NAMES.get(engine, '')} backend for this request failed")
+        chosen = choose(remaining, self.rng)
+        assert isinstance(chosen, Backend)
+        return chosen
+
+    # --- Inference ------------------------------------------------------------------------
+
+    async def Generate(
+        self, request: inference_pb2.GenerateRequest, context: Context
+    ) -> AsyncIterator[inference_pb2.GenerateResponse]:
+        async with grpc_errors(context, "Generate"):
+            tried: set[str] = set()
+            while True:
+                backend = self._pick(request.engine, request.model, tried)
+                backend.outstanding += 1
+                call = backend.inference.Generate(request, timeout=_timeout(context))
+                started = False
+                try:
+                    async for response in call:
+                        started = True
+                        yield response
+                    return
+                except grpc.aio.AioRpcError as exc:
+                    if started or exc.code() not in RETRYABLE:
+                        await context.abort(exc.code(), exc.details() or exc.code().name)
+                    logger.warning(
+                        "backend %s failed before its first token (%s); retrying", backend.address, exc.details()
+                    )
+                    tried.add(backend.address)
+                finally:
+                    backend.outstanding -= 1
+                    call.cancel()  # a no-op when done; otherwise the caller left: stop the backend
+
+    async def _unary(
+        self,
+        engine: common_pb2.Engine.ValueType,
+        model: str,
+        context: Context,
+        send: Callable[[Backend], Awaitable[T]],
+    ) -> T:
+        tried: set[str] = set()
+        while True:
+            backend = self._pick(engine, model, tried)
+            try:
+                return await send(backend)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in RETRYABLE:
+                    await context.abort(exc.code(), exc.details() or exc.code().name)
+                tried.add(backend.address)
+
+    async def Tokenize(
+        self, request: inference_pb2.TokenizeRequest, context: Context
+    ) -> inference_pb2.TokenizeResponse:
+        async with grpc_errors(context, "Tokenize"):
+            return await self._unary(
+                request.engine,
+                request.model,
+                context,
+                lambda b: b.inference.Tokenize(request, timeout=_timeout(context)),
+            )
+        raise AssertionError("unreachable")
+
+    async def Detokenize(
+        self, request: inference_pb2.DetokenizeRequest, context: Context
+    ) -> inference_pb2.DetokenizeResponse:
+        async with grpc_errors(context, "Detokenize"):
+            return await self._unary(
+                request.engine,
+                request.model,
+                context,
+                lambda b: b.inference.Detokenize(request, timeout=_timeout(context)),
+            )
+        raise AssertionError("unreachable")
+
+    # --- Control --------------------------------------------------------------------------
+
+    def _replicas(self, engine: common_pb2.Engine.ValueType, what: str) -> list[Backend]:
+        if engine == common_pb2.ENGINE_UNSPECIFIED:
+            raise InvalidArgument(f"{what} through the router needs engine (vllm or llamacpp)")
+        replicas = [b for b in self.pool.backends(engine) if b.reachable]
+        if not replicas:
+            raise Unavailable(f"no {ENGINE_NAMES[engine]} backend is reachable")
+        return replicas
+
+    async def LoadModel(
+        self, request: control_pb2.LoadModelRequest, context: Context
+    ) -> AsyncIterator[control_pb2.LoadModelResponse]:
+        """Fan out to every reachable replica of the engine; events arrive as they happen."""
+        async with grpc_errors(context, "LoadModel"):
+            replicas = self._replicas(request.engine, "LoadModel")
+            events: asyncio.Queue[control_pb2.LoadModelResponse | None] = asyncio.Queue()
+            failures: list[tuple[Backend, grpc.aio.AioRpcError]] = []
+
+            async def load_one(backend: Backend) -> None:
+                try:
+                    async for event in backend.control.LoadModel(request):
+                        event.status.backend = backend.address
+                        await events.put(event)
+                except grpc.aio.AioRpcError as exc:
+                    failures.append((backend, exc))
+                finally:
+                    await events.put(None)
+
+            tasks = [asyncio.create_task(load_one(b)) for b in replicas]
+            try:
+                pending = len(tasks)
+                while pending:
+                    event = await events.get()
+                    if event is None:
+                        pending -= 1
+                    else:
+                        yield event
+            finally:
+                for task in tasks:
+                    task.cancel()  # the engines finish their loads on their own
+            if failures:
+                backend, exc = failures[0]
+                await context.abort(exc.code(), f"{backend.address}: {exc.details()}")
+
+    async def UnloadModel(
+        self, request: control_pb2.UnloadModelRequest, context: Context
+    ) -> control_pb2.UnloadModelResponse:
+        async with grpc_errors(context, "UnloadModel"):
+            replicas = self._replicas(request.engine, "UnloadModel")
+            answers = await asyncio.gather(
+                *(b.control.UnloadModel(request, timeout=_timeout(context)) for b in replicas),
+                return_exceptions=True,
+            )
+            response = control_pb2.UnloadModelResponse()
+            for backend, answer in zip(replicas, answers, strict=True):
+                if isinstance(answer, grpc.aio.AioRpcError):
+                    await context.abort(answer.code(), f"{backend.address}: {answer.details()}")
+                if isinstance(answer, BaseException):
+                    raise answer
+                for status in answer.statuses:
+                    status.backend = backend.address
+                    response.statuses.append(status)
+            return response
+        raise AssertionError("unreachable")
+
+    async def GetStatus(self, request: control_pb2.GetStatusRequest, context: Context) -> control_pb2.GetStatusResponse:
+        return control_pb2.GetStatusResponse(statuses=[b.status for b in self.pool.backends(request.engine)])
+
+    async def WatchStatus(
+        self, request: control_pb2.WatchStatusRequest, context: Context
+    ) -> AsyncIterator[control_pb2.WatchStatusResponse]:
+        queue: asyncio.Queue[control_pb2.EngineStatus] = asyncio.Queue()
+        self._watchers.add(queue)
+        try:
+            for backend in self.pool.backends(request.engine):
+                yield control_pb2.WatchStatusResponse(status=backend.status)
+            while True:
+                status = await queue.get()
+                if request.engine in (common_pb2.ENGINE_UNSPECIFIED, status.engine):
+                    yield control_pb2.WatchStatusResponse(status=status)
+        finally:
+            self._watchers.discard(queue)
+
+    async def ListModels(
+        self, request: control_pb2.ListModelsRequest, context: Context
+    ) -> control_pb2.ListModelsResponse:
+        """The models of one reachable replica per engine (replicas share model roots)."""
+        async with grpc_errors(context, "ListModels"):
+            response = control_pb2.ListModelsResponse()
+            for engine in (common_pb2.ENGINE_VLLM, common_pb2.ENGINE_LLAMACPP):
+                if request.engine not in (common_pb2.ENGINE_UNSPECIFIED, engine):
+                    continue
+                replica = next((b for b in self.pool.backends(engine) if b.reachable), None)
+                if replica is not None:
+                    answer = await replica.control.ListModels(request, timeout=_timeout(context))
+                    response.models.extend(answer.models)
+            return response
+        raise AssertionError("unreachable")

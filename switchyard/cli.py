@@ -1,0 +1,123 @@
+"""The ``switchyard`` command: ``switchyard up`` runs the whole stack on one machine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import httpx
+
+from switchyard.demo_model import make_demo_model
+from switchyard.llama_build import ensure_llama_server
+from switchyard.runtime.logs import configure_logging
+from switchyard.supervisor import Part, PartFailed, Supervisor, grpc_ready, http_ready
+
+logger = logging.getLogger("switchyard")
+ENGINES = ("llamacpp", "vllm")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="switchyard", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="run engines, router and gateway; load the demo model")
+    up.add_argument("--engines", default="llamacpp,vllm", help="comma-separated: llamacpp, vllm")
+    up.add_argument("--host", default="127.0.0.1", help="gateway bind address (0.0.0.0 to expose it)")
+    up.add_argument("--port", type=int, default=8080, help="gateway HTTP port")
+    up.add_argument("--router-port", type=int, default=50051)
+    up.add_argument("--vllm-port", type=int, default=50061)
+    up.add_argument("--llamacpp-port", type=int, default=50062)
+    up.add_argument("--models", type=Path, default=Path("models"), help="model root (the demo model is made here)")
+    up.add_argument("--gguf", default="switchyard-demo.gguf", help="model for llama.cpp, in the model root")
+    up.add_argument("--hf", default="switchyard-demo", help="model folder for vLLM, in the model root")
+    up.add_argument(
+        "--vllm-dtype",
+        default=None,
+        help="dtype for vLLM's model (default: float32 without a GPU, the seed's bfloat16 with one)",
+    )
+    up.add_argument("--no-load", action="store_true", help="start idle; load models through the API")
+    up.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def build_parts(args: argparse.Namespace, engines: list[str]) -> list[Part]:
+    python = sys.executable
+    common = ["--log-level", args.log_level]
+    parts: list[Part] = []
+    backends: list[str] = []
+    for engine in engines:
+        port = args.llamacpp_port if engine == "llamacpp" else args.vllm_port
+        address = f"127.0.0.1:{port}"
+        argv = [python, "-m", f"services.engine_{engine}", "--port", str(port), "--model-roots", str(args.models)]
+        parts.append(Part(f"engine_{engine}", argv + common, grpc_ready(address)))
+        backends.append(f"{engine}={address}")
+    router = f"127.0.0.1:{args.router_port}"
+    argv = [python, "-m", "services.router", "--port", str(args.router_port), "--backends", ",".join(backends)]
+    parts.append(Part("router", argv + common, grpc_ready(router)))
+    argv = [python, "-m", "gateway", "--host", args.host, "--port", str(args.port), "--router", router]
+    url_host = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host
+    parts.append(Part("gateway", argv + common, http_ready(f"http://{url_host}:{args.port}/health")))
+    return parts
+
+
+async def load_models(base_url: str, args: argparse.Namespace, engines: list[str]) -> None:
+    on_gpu = shutil.which("nvidia-smi") is not None
+    async with httpx.AsyncClient(base_url=base_url, timeout=1800) as client:
+        for engine in engines:
+            body: dict[str, object] = {"engine": engine, "model_path": args.gguf if engine == "llamacpp" else args.hf}
+            if engine == "vllm":
+                body["dtype"] = args.vllm_dtype or ("bfloat16" if on_gpu else "float32")
+            logger.info("loading %s on %s", body["model_path"], engine)
+            answer = await client.post("/v1/models/load", json=body)
+            if answer.status_code != 200:
+                raise PartFailed(f"loading on {engine} failed: {answer.text}")
+
+
+async def up(args: argparse.Namespace) -> int:
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = set(engines) - set(ENGINES)
+    if unknown or not engines:
+        raise SystemExit(f"--engines takes llamacpp and/or vllm, not {args.engines!r}")
+    if "llamacpp" in engines:
+        await asyncio.to_thread(ensure_llama_server)
+    if not args.no_load:
+        await asyncio.to_thread(make_demo_model, args.models)
+    supervisor = Supervisor(build_parts(args, engines))
+    supervisor.install_signal_handlers()
+    base_url = f"http://{'localhost' if args.host in ('0.0.0.0', '127.0.0.1') else args.host}:{args.port}"
+    try:
+        await supervisor.start_all()
+        if not args.no_load:
+            await load_models(base_url, args, engines)
+        example = engines[0]
+        print(
+            f"\nswitchyard is up: {base_url}  (OpenAPI docs: {base_url}/docs)\n"
+            f"  curl {base_url}/v1/status\n"
+            f"  curl {base_url}/v1/completions -H 'Content-Type: application/json' \\\n"
+            f'       -d \'{{"prompt": "こんにちは", "engine": "{example}", "max_tokens": 32}}\'\n'
+            "Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        await supervisor.stopping.wait()
+    except (PartFailed, TimeoutError) as exc:
+        supervisor.failure = supervisor.failure or str(exc) or "a part did not become ready in time"
+    finally:
+        await supervisor.stop_all()
+    if supervisor.failure:
+        logger.error("switchyard stopped: %s", supervisor.failure)
+        return 1
+    logger.info("switchyard stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    configure_logging(args.log_level, "text", "switchyard")
+    sys.exit(asyncio.run(up(args)))
+
+
+if __name__ == "__main__":
+    main()
