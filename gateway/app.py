@@ -131,8 +131,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     ) -> Response:
         stub = router(request).inference
         if stream:
+            if not builder.model:
+                builder.model = await _served_model(router(request), proto.engine)
             return await stream_response(stub, proto, builder, include_usage, settings.request_timeout_s, route)
         return await whole_response(stub, proto, builder, settings.request_timeout_s, request)
+
+    async def _served_model(connection: Router, engine: int) -> str:
+        """The model name for stream chunks when the request named none: the one loaded, if
+        only one is (otherwise chunks carry the name once the Finished message tells it)."""
+        answer = await connection.control.GetStatus(control_pb2.GetStatusRequest(engine=engine), timeout=10)  # type: ignore[arg-type]
+        names = {s.model for s in answer.statuses if s.state == control_pb2.MODEL_STATE_LOADED and s.model}
+        return names.pop() if len(names) == 1 else ""
 
     @app.get("/v1/models", dependencies=[Depends(require_key)], summary="Models loaded now")
     async def models(request: Request) -> dict[str, Any]:

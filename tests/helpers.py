@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import grpc
+import httpx
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -38,7 +39,10 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str, interva
 class ServiceProcess:
     """A switchyard service started with ``python -m MODULE`` on a free port."""
 
-    def __init__(self, module: str, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, module: str, args: list[str], log_path: Path, env: dict[str, str] | None = None, http: bool = False
+    ) -> None:
+        self.http = http  # readiness by GET /health instead of grpc.health.v1
         self.module = module
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
@@ -67,11 +71,20 @@ class ServiceProcess:
         assert self.proc is not None and self.channel is not None
         if self.proc.poll() is not None:
             raise AssertionError(f"{self.module} exited with {self.proc.returncode}:\n{self.log_tail()}")
+        if self.http:
+            try:
+                return httpx.get(f"http://{self.address}/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
         try:
             answer = health_pb2_grpc.HealthStub(self.channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
         except grpc.RpcError:
             return False
         return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -105,6 +105,7 @@ def test_bad_loads_are_refused_and_leave_the_engine_idle(
     code: grpc.StatusCode,
     message: str,
 ) -> None:
+    overrides = dict(overrides)  # the parameter dict is shared by every engine's run
     request = load_request(engine)
     if overrides.pop("wrong_options", False):
         request = load_request(engine, **engine.wrong_options)

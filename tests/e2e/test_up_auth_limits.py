@@ -1,0 +1,93 @@
+"""``switchyard up`` end to end, and a gateway with API keys and a small request-size limit."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from switchyard.runtime.net import free_port
+from tests.e2e.conftest import SERVED, Stack
+from tests.helpers import ROOT, ServiceProcess, wait_until
+
+
+def test_switchyard_up_serves_and_stops_everything_on_ctrl_c(model_root: Path, tmp_path: Path) -> None:
+    port = free_port()
+    ports = [str(free_port()) for _ in range(2)]
+    log = (tmp_path / "up.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "switchyard", "up", "--engines", "llamacpp", "--port", str(port),
+         "--router-port", ports[0], "--llamacpp-port", ports[1], "--models", str(model_root)],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        body = {"prompt": "こんにちは", "engine": "llamacpp", "max_tokens": 8}
+
+        def answered() -> bool:
+            try:
+                return httpx.post(f"http://127.0.0.1:{port}/v1/completions", json=body, timeout=30).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(answered, 300, "switchyard up to answer a completion")
+        parts = psutil.Process(proc.pid).children(recursive=True)
+        assert len(parts) >= 4  # engine, llama-server, router, gateway
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(120) == 0
+        _, alive = psutil.wait_procs(parts, timeout=30)
+        assert alive == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def locked(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """A second gateway over the same router, with keys and a 2 KiB body limit."""
+    gateway = ServiceProcess(
+        "gateway",
+        [
+            "--router",
+            stack.router.address,
+            "--api-keys",
+            "user-key",
+            "--admin-keys",
+            "admin-key",
+            "--max-request-bytes",
+            "2048",
+        ],
+        tmp_path_factory.mktemp("locked") / "gateway.log",
+        http=True,
+    ).start()
+    yield gateway
+    gateway.stop()
+
+
+def test_api_keys(locked: ServiceProcess) -> None:
+    body = {"prompt": "hi", "model": SERVED["llamacpp"], "max_tokens": 2}
+    assert httpx.post(f"{locked.url}/v1/completions", json=body).status_code == 401
+    bad = httpx.post(f"{locked.url}/v1/completions", json=body, headers={"Authorization": "Bearer wrong"})
+    assert bad.status_code == 401 and bad.json()["error"]["type"] == "authentication_error"
+    ok = httpx.post(f"{locked.url}/v1/completions", json=body, headers={"Authorization": "Bearer user-key"}, timeout=60)
+    assert ok.status_code == 200
+    assert httpx.get(f"{locked.url}/health").status_code == 200  # liveness needs no key
+    load = {"model_path": "switchyard-demo.gguf", "engine": "llamacpp", "served_model_name": SERVED["llamacpp"]}
+    user = httpx.post(f"{locked.url}/v1/models/load", json=load, headers={"Authorization": "Bearer user-key"})
+    assert user.status_code == 403 and "admin" in user.json()["error"]["message"]
+    admin = httpx.post(
+        f"{locked.url}/v1/models/load", json=load, headers={"Authorization": "Bearer admin-key"}, timeout=600
+    )
+    assert admin.status_code == 200, admin.text
+
+
+def test_request_size_limit(locked: ServiceProcess) -> None:
+    body = {"prompt": "x" * 5000, "model": SERVED["llamacpp"]}
+    answer = httpx.post(f"{locked.url}/v1/completions", json=body, headers={"Authorization": "Bearer user-key"})
+    assert answer.status_code == 413 and answer.json()["error"]["code"] == 413

@@ -1,0 +1,80 @@
+"""Gateway conversions (JSON to proto, statuses to the seed's shape), no services needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.protocol import ChatCompletionRequest, CompletionRequest, LoadRequest
+from gateway.status import seed_status
+from switchyard.v1 import common_pb2, control_pb2
+from switchyard.v1 import inference_pb2 as pb
+
+
+def test_completion_keeps_the_seed_defaults_and_engine() -> None:
+    request = CompletionRequest(prompt="hi", engine="vllm").to_proto()
+    assert request.engine == common_pb2.ENGINE_VLLM and request.prompt == "hi"
+    assert request.stopping.max_tokens == 128
+    assert request.sampling.temperature == pytest.approx(0.7) and request.sampling.top_p == pytest.approx(0.95)
+
+
+def test_temperature_zero_is_sent_as_set() -> None:
+    request = CompletionRequest(prompt=[1, 2], temperature=0, stop="\n", seed=0, logprobs=0).to_proto()
+    assert request.sampling.HasField("temperature") and request.sampling.temperature == 0
+    assert request.sampling.HasField("seed") and list(request.stopping.stop) == ["\n"]
+    assert list(request.prompt_token_ids.ids) == [1, 2]
+    assert request.output.HasField("logprobs") and request.output.logprobs == 0
+
+
+def test_chat_request_uses_max_completion_tokens_and_text_parts() -> None:
+    body = ChatCompletionRequest.model_validate(
+        {
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}],
+            "max_completion_tokens": 5,
+            "logprobs": True,
+            "top_logprobs": 3,
+        }
+    )
+    request = body.to_proto()
+    assert request.chat.messages[0].content == "ab" and request.stopping.max_tokens == 5
+    assert request.output.logprobs == 3 and request.sampling.HasField("temperature") is False
+
+
+def test_load_request_maps_each_engines_options() -> None:
+    vllm = LoadRequest(model_path="m", engine="vllm", dtype="float32", max_model_len=1024).to_proto()
+    assert vllm.WhichOneof("options") == "vllm" and vllm.vllm.dtype == "float32" and vllm.vllm.max_model_len == 1024
+    llama = LoadRequest(model_path="m.gguf", engine="llamacpp", ctx_size=2048, flash_attn="off").to_proto()
+    assert llama.llamacpp.ctx_size == 2048 and llama.llamacpp.flash_attn == control_pb2.FLASH_ATTENTION_OFF
+    assert LoadRequest(model_path="m", engine="llamacpp", dtype="x").other_engines_fields() == ["dtype"]
+
+
+def status(engine: int, state: int, model: str = "", backend: str = "b", **kw: object) -> control_pb2.EngineStatus:
+    return control_pb2.EngineStatus(engine=engine, state=state, model=model, backend=backend, **kw)  # type: ignore[arg-type]
+
+
+def test_seed_status_aggregates_replicas() -> None:
+    body = seed_status(
+        [
+            status(common_pb2.ENGINE_LLAMACPP, control_pb2.MODEL_STATE_LOADED, "m", "a", process_alive=True),
+            status(common_pb2.ENGINE_LLAMACPP, control_pb2.MODEL_STATE_ERROR, backend="c", error="boom"),
+        ]
+    )
+    assert body["llamacpp"]["status"] == "loaded" and body["llamacpp"]["model"] == "m"
+    assert body["llamacpp"]["process_alive"] is True and len(body["llamacpp"]["replicas"]) == 2
+    assert body["vllm"]["status"] == "error" and "no vllm backend" in body["vllm"]["error"]
+    assert "process_alive" not in body["vllm"]  # the seed's vLLM entry has no such field
+
+
+def test_seed_status_loading_wins_and_shows_progress() -> None:
+    body = seed_status(
+        [
+            status(common_pb2.ENGINE_VLLM, control_pb2.MODEL_STATE_LOADING, "m", "a", load_progress=0.4),
+            status(common_pb2.ENGINE_VLLM, control_pb2.MODEL_STATE_IDLE, backend="b"),
+        ]
+    )
+    assert body["vllm"]["status"] == "loading" and body["vllm"]["progress"] == pytest.approx(0.4)
+
+
+def test_finish_reason_names() -> None:
+    from gateway.protocol import FINISH_REASONS
+
+    assert FINISH_REASONS[pb.FINISH_REASON_STOP] == "stop" and FINISH_REASONS[pb.FINISH_REASON_LENGTH] == "length"
