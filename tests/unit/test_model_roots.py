@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from switchyard.engine.errors import InvalidArgument, NotFound, PermissionDenied
 from switchyard.engine.model_roots import resolve_model_path
+from switchyard.errors import InvalidArgument, NotFound, PermissionDenied
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from switchyard.engine.errors import InvalidArgument
 from switchyard.engine.params import generation_from_proto, tokenize_from_proto
+from switchyard.errors import InvalidArgument
 from switchyard.v1 import inference_pb2 as pb
 
 VOCAB = 1000

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from services.engine_llamacpp import convert
-from switchyard.engine.errors import InvalidArgument
 from switchyard.engine.params import MIN_LOGPROB, GenerationParams
+from switchyard.errors import InvalidArgument
 from switchyard.v1 import control_pb2, inference_pb2
 
 
