@@ -7,10 +7,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import httpx
@@ -34,6 +35,29 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str, interva
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+class StatusFollower:
+    """Collects WatchStatus events in a thread until a state is reached (or the stream ends)."""
+
+    def __init__(self, watch: Any, until_state: int) -> None:
+        self.watch = watch
+        self.until_state = until_state
+        self.seen: list[Any] = []
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        with contextlib.suppress(grpc.RpcError):
+            for event in self.watch:
+                self.seen.append(event.status)
+                if event.status.state == self.until_state:
+                    return
+
+    def join(self, timeout: float) -> list[Any]:
+        self._thread.join(timeout)
+        self.watch.cancel()
+        return self.seen
 
 
 class ServiceProcess:

@@ -122,17 +122,7 @@ class LlamaCppEngine:
         async with self._lock:
             await self._stop_child()
             self._spec = None
-            self.board.update(
-                state=control_pb2.MODEL_STATE_IDLE,
-                model="",
-                model_path="",
-                error="",
-                load_progress=0.0,
-                load_message="",
-                max_model_len=0,
-                device="",
-                load=control_pb2.Load(),
-            )
+            self.board.mark_idle()
 
     async def shutdown(self) -> None:
         for task in list(self._tasks):

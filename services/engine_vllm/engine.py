@@ -132,18 +132,7 @@ class VllmEngine:
         async with self._lock:
             await self._stop_engine()
             self._spec = None
-            self.board.update(
-                state=control_pb2.MODEL_STATE_IDLE,
-                model="",
-                model_path="",
-                error="",
-                load_progress=0.0,
-                load_message="",
-                max_model_len=0,
-                device="",
-                process_alive=False,
-                load=control_pb2.Load(),
-            )
+            self.board.mark_idle()
 
     async def shutdown(self) -> None:
         await self.unload()

@@ -59,6 +59,21 @@ class StatusBoard:
             load=pb.Load(),
         )
 
+    def mark_idle(self) -> None:
+        """Back to IDLE with nothing of the unloaded model left in the status."""
+        self.update(
+            state=pb.MODEL_STATE_IDLE,
+            model="",
+            model_path="",
+            error="",
+            load_progress=0.0,
+            load_message="",
+            max_model_len=0,
+            device="",
+            process_alive=False,
+            load=pb.Load(),
+        )
+
     def snapshot(self) -> tuple[pb.EngineStatus, asyncio.Event]:
         """The current status and an event that is set at the next change."""
         return self.status, self._changed

@@ -66,15 +66,19 @@ LLAMACPP = EngineUnderTest(
 )
 
 
-def detokenized_text(service: ServiceProcess, prompt: str, n: int) -> str:
-    """The generated token ids decoded in one piece by the engine's tokenizer."""
-    request = inference_pb2.GenerateRequest(
+def greedy_request(prompt: str, n: int) -> inference_pb2.GenerateRequest:
+    """Exactly ``n`` greedy tokens with their ids."""
+    return inference_pb2.GenerateRequest(
         prompt=prompt,
         sampling=inference_pb2.SamplingParams(temperature=0.0),
         stopping=inference_pb2.StoppingCriteria(max_tokens=n, ignore_eos=True),
         output=inference_pb2.OutputOptions(return_token_ids=True),
     )
-    ids = [t for r in service.inference.Generate(request, timeout=120) for t in r.delta.token_ids]
+
+
+def detokenized_text(service: ServiceProcess, prompt: str, n: int) -> str:
+    """The generated token ids decoded in one piece by the engine's tokenizer."""
+    ids = [t for r in service.inference.Generate(greedy_request(prompt, n), timeout=120) for t in r.delta.token_ids]
     assert len(ids) == n
     detokenized: str = service.inference.Detokenize(inference_pb2.DetokenizeRequest(token_ids=ids), timeout=30).text
     return detokenized

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import grpc
@@ -12,7 +11,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from switchyard.v1 import control_pb2, inference_pb2
 from tests.conformance.engines import EngineUnderTest, load_request
-from tests.helpers import ServiceProcess, wait_until
+from tests.helpers import ServiceProcess, StatusFollower, wait_until
 
 INFERENCE = "switchyard.v1.Inference"
 
@@ -167,22 +166,11 @@ def test_a_load_survives_its_caller_going_away(idle_service: ServiceProcess, eng
 
 
 def test_watch_status_sees_unload(idle_service: ServiceProcess) -> None:
-    seen: list[control_pb2.EngineStatus] = []
     watch = idle_service.control.WatchStatus(control_pb2.WatchStatusRequest(), timeout=120)
-    first = next(watch).status
-    assert first.state == control_pb2.MODEL_STATE_LOADED
-
-    def collect() -> None:
-        for event in watch:
-            seen.append(event.status)
-            if event.status.state == control_pb2.MODEL_STATE_IDLE:
-                return
-
-    reader = threading.Thread(target=collect)
-    reader.start()
+    assert next(watch).status.state == control_pb2.MODEL_STATE_LOADED
+    follower = StatusFollower(watch, control_pb2.MODEL_STATE_IDLE)
     idle_service.control.UnloadModel(control_pb2.UnloadModelRequest(), timeout=60)
-    reader.join(60)
-    watch.cancel()
+    seen = follower.join(60)
     assert seen and seen[-1].state == control_pb2.MODEL_STATE_IDLE and not seen[-1].process_alive
 
 

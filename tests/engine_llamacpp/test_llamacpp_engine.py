@@ -4,7 +4,6 @@ streamed text against llama-server's own non-streamed answer."""
 from __future__ import annotations
 
 import signal
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from switchyard.v1 import control_pb2
 from switchyard.v1 import inference_pb2 as pb
 from tests.conformance.engines import LLAMACPP, load_request
-from tests.helpers import ServiceProcess, wait_until
+from tests.helpers import ServiceProcess, StatusFollower, wait_until
 
 
 def start(model_root: Path, log_dir: Path, *args: str) -> ServiceProcess:
@@ -55,22 +54,12 @@ def test_killed_child_is_seen_at_once_and_restarted(restarting: ServiceProcess) 
         pb.GenerateRequest(prompt="hi", stopping=pb.StoppingCriteria(max_tokens=4000, ignore_eos=True)), timeout=120
     )
     assert next(stream).HasField("delta")
-    states: list[control_pb2.EngineStatus] = []
-
-    def follow() -> None:
-        for event in watch:
-            states.append(event.status)
-            if event.status.state == control_pb2.MODEL_STATE_LOADED:
-                return
-
-    reader = threading.Thread(target=follow)
-    reader.start()
+    follower = StatusFollower(watch, control_pb2.MODEL_STATE_LOADED)
     old.send_signal(signal.SIGKILL)
     with pytest.raises(grpc.RpcError) as info:
         list(stream)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-    reader.join(120)
-    watch.cancel()
+    states = follower.join(120)
     errors = [s for s in states if s.state == control_pb2.MODEL_STATE_ERROR]
     assert errors and not errors[0].process_alive and "exited unexpectedly" in errors[0].error
     assert states[-1].state == control_pb2.MODEL_STATE_LOADED and states[-1].model == LLAMACPP.served_name

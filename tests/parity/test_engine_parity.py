@@ -11,7 +11,7 @@ import pytest
 
 from switchyard.v1 import control_pb2
 from switchyard.v1 import inference_pb2 as pb
-from tests.conformance.engines import LLAMACPP, VLLM, VLLM_AVAILABLE, llama_server_port, load_request
+from tests.conformance.engines import LLAMACPP, VLLM, VLLM_AVAILABLE, greedy_request, llama_server_port, load_request
 from tests.helpers import ServiceProcess
 
 pytestmark = pytest.mark.skipif(not VLLM_AVAILABLE, reason="vLLM is not installed (make test installs it)")
@@ -71,12 +71,7 @@ def test_both_engines_render_chat_alike(engines: tuple[ServiceProcess, ServicePr
 @pytest.mark.parametrize("prompt", PROMPTS)
 def test_greedy_decoding_agrees_token_by_token(engines: tuple[ServiceProcess, ServiceProcess], prompt: str) -> None:
     llama, vllm = engines
-    request = pb.GenerateRequest(
-        prompt=prompt,
-        sampling=pb.SamplingParams(temperature=0.0),
-        stopping=pb.StoppingCriteria(max_tokens=GREEDY_TOKENS, ignore_eos=True),
-        output=pb.OutputOptions(return_token_ids=True),
-    )
+    request = greedy_request(prompt, GREEDY_TOKENS)
     vllm_ids = [t for r in vllm.inference.Generate(request, timeout=120) for t in r.delta.token_ids]
     # llama-server streams no id for a token that only completes a character later, so the
     # full id list comes from its non-streamed answer (same binary and flags as the engine).
