@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -14,10 +14,10 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
-from gateway import errors, metrics
+from gateway import errors
 from gateway.auth import require_admin, require_key
 from gateway.generation import stream_response, whole_response
-from gateway.limits import RequestSizeLimit
+from gateway.limits import RequestCounter, RequestSizeLimit
 from gateway.protocol import (
     ENGINE_NAMES,
     ENGINES,
@@ -60,21 +60,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestCounter)
     app.add_exception_handler(errors.ApiError, errors.handle_api_error)
     app.add_exception_handler(grpc.aio.AioRpcError, errors.handle_rpc_error)
     app.add_exception_handler(RequestValidationError, errors.handle_validation_error)
     app.add_exception_handler(HTTPException, errors.handle_http_error)
-
-    @app.middleware("http")
-    async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        # A function middleware would hide disconnects only if it wrapped the body; it does not.
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.REQUESTS.labels(path, str(response.status_code)).inc()
-        if response.status_code >= 400:
-            metrics.ERRORS.labels(path, str(response.status_code)).inc()
-        return response
 
     def router(request: Request) -> Router:
         return request.app.state.router  # type: ignore[no-any-return]
@@ -96,15 +86,16 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         if misplaced:
             raise errors.ApiError(400, f"options {', '.join(misplaced)} do not apply to {body.engine}", misplaced[0])
         last = None
+        replicas: set[str] = set()
         async for event in router(request).control.LoadModel(body.to_proto(), timeout=settings.load_timeout_s):
             last = event
-        replicas = sorted({event.status.backend for event in [last] if event is not None})
+            replicas.add(event.status.backend)
         return {
             "status": "success",
             "engine": body.engine,
             "model": last.status.model if last else None,
             "model_path": last.status.model_path if last else body.model_path,
-            "replicas": replicas,
+            "replicas": sorted(replicas),
         }
 
     @app.post("/v1/models/unload", dependencies=[Depends(require_admin)], summary="Unload an engine's model")

@@ -1,8 +1,8 @@
-"""A request-size limit as pure ASGI middleware.
+"""The gateway's middleware, as pure ASGI: Starlette's BaseHTTPMiddleware (and so
+``@app.middleware("http")``) would hide client disconnects from streaming responses.
 
-Starlette's BaseHTTPMiddleware would hide client disconnects from streaming responses, so this
-wraps ``receive`` instead: a declared or actual body over the limit gets a 413 in the OpenAI
-error format before the route runs.
+RequestSizeLimit: a declared or actual body over the limit gets a 413 in the OpenAI error
+format before the route runs. RequestCounter: requests and errors by route and status.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway import metrics
 from gateway.errors import error_body
 
 
@@ -61,3 +62,28 @@ class RequestSizeLimit:
         headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+class RequestCounter:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            metrics.REQUESTS.labels(path, str(status)).inc()
+            if status >= 400:
+                metrics.ERRORS.labels(path, str(status)).inc()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.router.backends import BackendPool, BackendSpec
+from services.router.backends import Backend, BackendPool, BackendSpec
 from services.router.servicer import RouterServicer
 from services.router.settings import RouterSettings
 from switchyard.engine.servicer import SERVICE_NAMES
@@ -18,12 +18,15 @@ async def serve(settings: RouterSettings) -> None:
     service = GrpcService(settings, "router")
     specs = [BackendSpec.parse(entry) for entry in settings.backends]
     servicer: RouterServicer | None = None
+    health_updates: set[asyncio.Task[None]] = set()
 
-    def on_change(backend: object) -> None:
+    def on_change(backend: Backend) -> None:
         assert servicer is not None
-        servicer.publish(backend)  # type: ignore[arg-type]
+        servicer.publish(backend)
         serving = any(b.reachable and b.status.state == control_pb2.MODEL_STATE_LOADED for b in pool.backends())
-        asyncio.get_running_loop().create_task(service.set_serving(SERVICE_NAMES[0], serving))
+        task = asyncio.get_running_loop().create_task(service.set_serving(SERVICE_NAMES[0], serving))
+        health_updates.add(task)
+        task.add_done_callback(health_updates.discard)
 
     pool = BackendPool(specs, settings.resolve_interval_s, settings.retry_backoff_max_s, on_change)
     servicer = RouterServicer(pool)

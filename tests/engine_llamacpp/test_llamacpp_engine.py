@@ -3,7 +3,10 @@ streamed text against llama-server's own non-streamed answer."""
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,3 +117,26 @@ def test_sigterm_lets_a_running_stream_finish_and_leaves_no_process(model_root: 
     assert finished and finished[0].usage.completion_tokens == 200
     assert service.stop() == 0
     assert not child.is_running()
+
+
+def test_grpcurl_lists_the_services_and_streams_a_generation(restarting: ServiceProcess) -> None:
+    """The issue's check by hand, as a test: grpcurl (from the dev install) over reflection."""
+    grpcurl = str(Path(sys.executable).parent / "grpcurl")
+    listed = subprocess.run(
+        [grpcurl, "-plaintext", restarting.address, "list"], capture_output=True, text=True, check=True
+    )
+    assert {
+        "switchyard.v1.Inference",
+        "switchyard.v1.Control",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    } <= set(listed.stdout.split())
+    body = json.dumps({"prompt": "日本語", "stopping": {"max_tokens": 5, "ignore_eos": True}})
+    generated = subprocess.run(
+        [grpcurl, "-plaintext", "-d", body, restarting.address, "switchyard.v1.Inference/Generate"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    messages = [json.loads(chunk) for chunk in generated.stdout.replace("}\n{", "}\x00{").split("\x00")]
+    assert "delta" in messages[0] and messages[-1]["finished"]["usage"]["completion_tokens"] == 5
