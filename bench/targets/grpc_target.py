@@ -1,0 +1,55 @@
+"""switchyard's own contract: ``switchyard.v1.Inference/Generate`` on an engine service or the router."""
+
+from __future__ import annotations
+
+import grpc
+
+from bench.measure import BenchError, Recorder, RequestResult
+from switchyard.v1 import common_pb2, inference_pb2, inference_pb2_grpc
+
+ENGINES = {"vllm": common_pb2.ENGINE_VLLM, "llamacpp": common_pb2.ENGINE_LLAMACPP}
+
+
+def generate_request(
+    prompt: str, max_tokens: int, engine: str | None = None, model: str | None = None
+) -> inference_pb2.GenerateRequest:
+    """A greedy request for exactly ``max_tokens`` tokens."""
+    if engine is not None and engine not in ENGINES:
+        raise ValueError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+    return inference_pb2.GenerateRequest(
+        prompt=prompt,
+        engine=ENGINES[engine] if engine else common_pb2.ENGINE_UNSPECIFIED,
+        model=model or "",
+        sampling=inference_pb2.SamplingParams(temperature=0.0),
+        stopping=inference_pb2.StoppingCriteria(max_tokens=max_tokens, ignore_eos=True),
+    )
+
+
+class GrpcTarget:
+    def __init__(self, name: str, address: str, engine: str | None, model: str | None, timeout: float) -> None:
+        generate_request("", 1, engine, model)  # checks the engine name now, not at the first request
+        self.name = name
+        self.engine = engine
+        self.model = model
+        self.timeout = timeout
+        self._channel = grpc.aio.insecure_channel(address)
+        self._stub = inference_pb2_grpc.InferenceStub(self._channel)
+
+    async def stream(self, prompt: str, max_tokens: int) -> RequestResult:
+        request = generate_request(prompt, max_tokens, self.engine, self.model)
+        recorder = Recorder()
+        tokens: int | None = None
+        try:
+            async for response in self._stub.Generate(request, timeout=self.timeout):
+                if response.HasField("finished"):
+                    tokens = response.finished.usage.completion_tokens
+                elif response.delta.text:
+                    recorder.chunk()
+        except grpc.aio.AioRpcError as error:
+            raise BenchError(f"{self.name}: Generate failed: {error.code().name}: {error.details()}") from error
+        if tokens is None:
+            raise BenchError(f"{self.name}: the Generate stream ended without a Finished message")
+        return recorder.finish(tokens)
+
+    async def aclose(self) -> None:
+        await self._channel.close()
