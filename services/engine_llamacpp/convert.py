@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from switchyard.engine.params import MIN_LOGPROB, GenerationParams
-from switchyard.errors import InvalidArgument
+from switchyard.errors import EngineError, InvalidArgument, ResourceExhausted, Unavailable
 from switchyard.v1 import control_pb2, inference_pb2
 
 CACHE_TYPES = frozenset({"f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"})
@@ -196,11 +196,84 @@ def finished_aborted(last_chunk: dict[str, Any]) -> inference_pb2.Finished:
     return inference_pb2.Finished(reason=inference_pb2.FINISH_REASON_ABORTED, usage=_usage_so_far(last_chunk))
 
 
-async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
-    """JSON payloads of ``data:`` lines; comments (keep-alive pings) and blanks skipped."""
-    async for line in lines:
-        if line.startswith("data:"):
-            payload = line[5:].strip()
-            if payload and payload != "[DONE]":
-                event: dict[str, Any] = json.loads(payload)
-                yield event
+def _event(line: bytes) -> dict[str, Any] | None:
+    if not line.startswith(b"data:"):
+        return None  # blank separators and ": ping" comments
+    payload = line[5:].strip()
+    if not payload or payload == b"[DONE]":
+        return None
+    event: dict[str, Any] = json.loads(payload)
+    return event
+
+
+async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[dict[str, Any]]]:
+    """The ``data:`` events of an SSE byte stream, grouped by network read.
+
+    Everything that arrived together is handled together, so when llama-server produces tokens
+    faster than they are forwarded, several become one Delta instead of a backlog of messages.
+    """
+    buffer = b""
+    async for chunk in chunks:
+        *lines, buffer = (buffer + chunk).split(b"\n")
+        events = [e for e in map(_event, lines) if e is not None]
+        if events:
+            yield events
+    last = _event(buffer)
+    if last is not None:
+        yield [last]
+
+
+def merge_deltas(deltas: list[inference_pb2.Delta]) -> inference_pb2.Delta | None:
+    if len(deltas) <= 1:
+        return deltas[0] if deltas else None
+    merged = inference_pb2.Delta(text="".join(d.text for d in deltas))
+    for delta in deltas:
+        merged.token_ids.extend(delta.token_ids)
+        merged.logprobs.extend(delta.logprobs)
+    return merged
+
+
+def error_from_response(status_code: int, body: bytes) -> EngineError:
+    """Map a llama-server error answer to the contract's status codes."""
+    try:
+        message = json.loads(body)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = body.decode(errors="replace")[:500]
+    if status_code == 400:
+        return InvalidArgument(f"llama-server rejected the request: {message}")
+    if status_code == 429:
+        return ResourceExhausted(f"llama-server busy: {message}")
+    if status_code == 503:
+        return Unavailable(f"llama-server unavailable: {message}")
+    return Unavailable(f"llama-server error {status_code}: {message}")
+
+
+class CompletionStream:
+    """The state of one streamed ``/completion``: turns batches of events into merged deltas
+    and, at the end, the Finished message."""
+
+    def __init__(self, params: GenerationParams) -> None:
+        self.params = params
+        self.last: dict[str, Any] = {}
+        self.finished: inference_pb2.Finished | None = None
+        self.tokens_seen = False
+
+    def take(self, events: list[dict[str, Any]]) -> inference_pb2.Delta | None:
+        deltas = []
+        for event in events:
+            if "error" in event:
+                error = event["error"]
+                raise error_from_response(int(error.get("code", 500)), json.dumps(event).encode())
+            if event.get("stop"):
+                self.finished = finished_from_final(event)
+                break
+            self.last = event
+            self.tokens_seen = self.tokens_seen or bool(event.get("tokens"))
+            delta = delta_from_chunk(event, self.params)
+            if delta is not None:
+                deltas.append(delta)
+            hit = next((t for t in event.get("tokens", []) if t in self.params.stop_token_ids), None)
+            if hit is not None:  # llama-server has no stop-token-id field: we end the stream
+                self.finished = finished_at_stop_token(event, hit)
+                break
+        return merge_deltas(deltas)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import deque
@@ -23,10 +22,8 @@ from switchyard.engine.params import ChatParams, GenerationParams, TokenizeParam
 from switchyard.engine.protocol import LoadSpec, ModelInfo
 from switchyard.engine.status import StatusBoard
 from switchyard.errors import (
-    EngineError,
     FailedPrecondition,
     InvalidArgument,
-    ResourceExhausted,
     Unavailable,
 )
 from switchyard.v1 import common_pb2, control_pb2, inference_pb2
@@ -47,21 +44,6 @@ def _is_gguf(path: Path) -> bool:
     with contextlib.suppress(OSError), path.open("rb") as f:
         return f.read(4) == GGUF_MAGIC
     return False
-
-
-def error_from_response(status_code: int, body: bytes) -> EngineError:
-    """Map a llama-server error answer to the contract's status codes."""
-    try:
-        message = json.loads(body)["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = body.decode(errors="replace")[:500]
-    if status_code == 400:
-        return InvalidArgument(f"llama-server rejected the request: {message}")
-    if status_code == 503:
-        return Unavailable(f"llama-server unavailable: {message}")
-    if status_code == 429:
-        return ResourceExhausted(f"llama-server busy: {message}")
-    return Unavailable(f"llama-server error {status_code}: {message}")
 
 
 class LlamaCppEngine:
@@ -278,7 +260,7 @@ class LlamaCppEngine:
         except httpx.TransportError as exc:
             raise Unavailable(f"llama-server connection failed: {exc!r}") from exc
         if response.status_code != 200:
-            raise error_from_response(response.status_code, response.content)
+            raise convert.error_from_response(response.status_code, response.content)
         return response.json()
 
     async def _render_chat(self, chat: ChatParams) -> str:
@@ -303,38 +285,31 @@ class LlamaCppEngine:
         body = convert.completion_body(params, prompt)
         rid = params.request_id
         timing = _Clock(arrival)
-        last: dict[str, Any] = {}
+        stream = convert.CompletionStream(params)
         try:
             async with self._http.stream("POST", f"{proc.base_url}/completion", json=body) as response:
                 timing.started()
                 if response.status_code != 200:
-                    raise error_from_response(response.status_code, await response.aread())
+                    raise convert.error_from_response(response.status_code, await response.aread())
                 self._open[rid] = response
-                async for chunk in convert.sse_events(response.aiter_lines()):
-                    if "error" in chunk:
-                        raise error_from_response(int(chunk["error"].get("code", 500)), json.dumps(chunk).encode())
-                    if chunk.get("stop"):
-                        finished = convert.finished_from_final(chunk)
-                        break
-                    last = chunk
-                    if chunk.get("tokens"):
+                async for batch in convert.sse_batches(response.aiter_raw()):
+                    delta = stream.take(batch)
+                    if stream.tokens_seen:
                         timing.token()
-                    delta = convert.delta_from_chunk(chunk, params)
                     if delta is not None:
                         yield inference_pb2.GenerateResponse(delta=delta)
-                    hit = next((t for t in chunk.get("tokens", []) if t in params.stop_token_ids), None)
-                    if hit is not None:
-                        finished = convert.finished_at_stop_token(last, hit)
+                    if stream.finished is not None:
                         break
-                else:
-                    raise Unavailable("llama-server ended the stream without a final chunk")
         except (httpx.TransportError, httpx.StreamClosed) as exc:
             if rid not in self._aborted:
                 raise Unavailable(f"llama-server connection lost: {type(exc).__name__}") from exc
-            finished = convert.finished_aborted(last)
+            stream.finished = convert.finished_aborted(stream.last)
         finally:
             self._open.pop(rid, None)
             self._aborted.discard(rid)
+        if stream.finished is None:
+            raise Unavailable("llama-server ended the stream without a final chunk")
+        finished = stream.finished
         finished.model = self._spec.served_name if self._spec else ""
         finished.timings.CopyFrom(timing.timings())
         yield inference_pb2.GenerateResponse(finished=finished)

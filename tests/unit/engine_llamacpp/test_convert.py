@@ -137,10 +137,29 @@ def test_finish_reasons(stop_type: str, reason: int) -> None:
     assert finished.stop_string == ("\n" if stop_type == "word" else "")
 
 
-async def test_sse_events_skip_pings_and_blank_lines() -> None:
-    async def lines() -> AsyncIterator[str]:
-        for line in ['data: {"content": "a"}', "", ":", 'data: {"stop": true}', "data: [DONE]"]:
-            yield line
+async def test_sse_batches_group_by_read_and_skip_pings() -> None:
+    async def reads() -> AsyncIterator[bytes]:
+        yield b'data: {"content": "a"}\n\ndata: {"content"'
+        yield b': "b"}\n\n:\n\n'
+        yield b'data: {"stop": true}\n\ndata: [DONE]'
 
-    events = [event async for event in convert.sse_events(lines())]
-    assert events == [{"content": "a"}, {"stop": True}]
+    batches = [batch async for batch in convert.sse_batches(reads())]
+    assert batches == [[{"content": "a"}], [{"content": "b"}], [{"stop": True}]]
+
+
+def test_a_batch_becomes_one_delta_and_stops_at_a_stop_token() -> None:
+    stream = convert.CompletionStream(GenerationParams(request_id="r", return_token_ids=True, stop_token_ids=[9]))
+    delta = stream.take([{"content": "a", "tokens": [1]}, {"content": "b", "tokens": [2]}])
+    assert delta == inference_pb2.Delta(text="ab", token_ids=[1, 2]) and stream.finished is None
+    delta = stream.take(
+        [{"content": "c", "tokens": [9], "tokens_predicted": 3, "tokens_evaluated": 4}, {"content": "x"}]
+    )
+    assert delta is not None and delta.text == "c"
+    assert stream.finished is not None and stream.finished.stop_token_id == 9
+    assert stream.finished.usage.completion_tokens == 3
+
+
+def test_an_in_band_error_is_raised_with_its_status() -> None:
+    stream = convert.CompletionStream(GenerationParams(request_id="r"))
+    with pytest.raises(InvalidArgument):
+        stream.take([{"error": {"code": 400, "message": "bad"}}])
