@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -70,11 +70,13 @@ class BackendPool:
         resolve_interval_s: float,
         backoff_max_s: float,
         on_change: Callable[[Backend], None],
+        resolve: Callable[[str, int], Awaitable[set[str]]] | None = None,
     ) -> None:
         self.specs = specs
         self.resolve_interval_s = resolve_interval_s
         self.backoff_max_s = backoff_max_s
         self.on_change = on_change
+        self.resolve = resolve or resolve_addresses
         self._backends: dict[str, Backend] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._dns_members: dict[BackendSpec, set[str]] = {}
@@ -149,20 +151,27 @@ class BackendPool:
             backoff = min(backoff * 2, self.backoff_max_s)
 
     async def _resolve_loop(self, spec: BackendSpec) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            try:
-                infos = await loop.getaddrinfo(spec.host, spec.port, type=socket.SOCK_STREAM)
-                hosts = {str(info[4][0]) for info in infos}
-                wanted = {f"[{h}]:{spec.port}" if ":" in h else f"{h}:{spec.port}" for h in hosts}
-            except OSError as exc:
-                logger.warning("resolving %s failed: %s", spec.host, exc)
-                wanted = None
-            if wanted is not None:
-                current = self._dns_members.get(spec, set())
-                for address in wanted - current:
-                    self._add(spec.engine, address)
-                for address in current - wanted:
-                    await self._remove(address)
-                self._dns_members[spec] = wanted
+            await self.resolve_once(spec)
             await asyncio.sleep(self.resolve_interval_s)  # re-resolve interval
+
+    async def resolve_once(self, spec: BackendSpec) -> None:
+        """Add a backend for every new address of the name, remove the ones gone."""
+        try:
+            wanted = await self.resolve(spec.host, spec.port)
+        except OSError as exc:
+            logger.warning("resolving %s failed: %s; keeping %s", spec.host, exc, self._dns_members.get(spec))
+            return
+        current = self._dns_members.get(spec, set())
+        for address in wanted - current:
+            self._add(spec.engine, address)
+        for address in current - wanted:
+            await self._remove(address)
+        self._dns_members[spec] = wanted
+
+
+async def resolve_addresses(host: str, port: int) -> set[str]:
+    """Every ``HOST:PORT`` a name resolves to (IPv6 in brackets)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    hosts = {str(info[4][0]) for info in infos}
+    return {f"[{h}]:{port}" if ":" in h else f"{h}:{port}" for h in hosts}

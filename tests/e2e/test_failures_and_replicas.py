@@ -62,8 +62,11 @@ def replicas(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         ).start()
         engine.metrics_port = metrics_port  # type: ignore[attr-defined]
         engines.append(engine)
-    backends = ",".join(f"llamacpp={e.address}" for e in engines)
-    router = ServiceProcess("services.router", ["--backends", backends], logs / "router.log").start()
+    # The second replica is named by DNS (localhost), as a headless Service's replicas are.
+    backends = f"llamacpp={engines[0].address},llamacpp=dns:localhost:{engines[1].port}"
+    router = ServiceProcess(
+        "services.router", ["--backends", backends, "--resolve-interval-s", "0.5"], logs / "router.log"
+    ).start()
     yield [router, *engines]
     for service in (router, *engines):
         service.stop()
