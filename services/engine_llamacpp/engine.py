@@ -73,8 +73,6 @@ class LlamaCppEngine:
     # --- lifecycle ------------------------------------------------------------------------
 
     def prepare_load(self, request: control_pb2.LoadModelRequest) -> LoadSpec:
-        if request.WhichOneof("options") == "vllm":
-            raise InvalidArgument("vllm options given to the llamacpp engine")
         path = resolve_model_path(request.model_path, self.settings.model_roots)
         if path.is_dir():
             ggufs = sorted(path.glob("*.gguf"))

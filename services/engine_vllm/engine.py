@@ -71,8 +71,6 @@ class VllmEngine:
     # --- lifecycle ------------------------------------------------------------------------
 
     def prepare_load(self, request: control_pb2.LoadModelRequest) -> LoadSpec:
-        if request.WhichOneof("options") == "llamacpp":
-            raise InvalidArgument("llamacpp options given to the vllm engine")
         path = resolve_model_path(request.model_path, self.settings.model_roots)
         if not convert.is_hf_model_dir(path):
             raise InvalidArgument(f"{request.model_path} is not a Hugging Face model folder (config.json + weights)")

@@ -139,6 +139,9 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
     ) -> AsyncIterator[control_pb2.LoadModelResponse]:
         async with grpc_errors(context, "LoadModel"):
             self._check_engine(request.engine)
+            options = request.WhichOneof("options")
+            if options not in (None, self.name):  # the oneof's names are the engines' names
+                raise InvalidArgument(f"{options} options given to the {self.name} engine")
             spec = self.engine.prepare_load(request)
             if self._load_task is not None and not self._load_task.done():
                 raise Conflict(f"a load is already running on the {self.name} engine")
