@@ -21,6 +21,7 @@ from switchyard.engine.model_roots import iter_root_files, resolve_model_path
 from switchyard.engine.params import ChatParams, GenerationParams, TokenizeParams
 from switchyard.engine.protocol import LoadSpec, ModelInfo
 from switchyard.engine.status import StatusBoard
+from switchyard.engine.timing import RequestClock
 from switchyard.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -274,7 +275,7 @@ class LlamaCppEngine:
     async def generate(self, params: GenerationParams) -> AsyncIterator[inference_pb2.GenerateResponse]:
         if params.min_tokens:
             raise InvalidArgument("min_tokens is not supported by the llamacpp engine")
-        arrival = time.monotonic()
+        timing = RequestClock()
         if params.chat is not None:
             prompt: str | list[int] = await self._render_chat(params.chat)
         else:
@@ -282,7 +283,6 @@ class LlamaCppEngine:
         proc = self._require()
         body = convert.completion_body(params, prompt)
         rid = params.request_id
-        timing = _Clock(arrival)
         stream = convert.CompletionStream(params)
         try:
             async with self._http.stream("POST", f"{proc.base_url}/completion", json=body) as response:
@@ -349,32 +349,3 @@ class LlamaCppEngine:
             for root, path in iter_root_files(self.settings.model_roots)
             if path.suffix == ".gguf" and path.resolve().is_relative_to(root) and _is_gguf(path)
         ]
-
-
-class _Clock:
-    """Per-request timings measured here: queue (until llama-server sends headers, which it
-    does when a slot takes the request), first token, decode."""
-
-    def __init__(self, arrival: float) -> None:
-        self.arrival = arrival
-        self.start: float | None = None
-        self.first: float | None = None
-        self.last: float | None = None
-
-    def started(self) -> None:
-        self.start = time.monotonic()
-
-    def token(self) -> None:
-        now = time.monotonic()
-        self.first = self.first or now
-        self.last = now
-
-    def timings(self) -> inference_pb2.Timings:
-        end = time.monotonic()
-        ms = 1000.0
-        return inference_pb2.Timings(
-            queue_ms=((self.start or end) - self.arrival) * ms,
-            time_to_first_token_ms=((self.first or end) - self.arrival) * ms,
-            decode_ms=((self.last or end) - (self.first or end)) * ms,
-            total_ms=(end - self.arrival) * ms,
-        )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from switchyard.engine.model_roots import iter_root_files, resolve_model_path
 from switchyard.engine.params import ChatParams, GenerationParams, TokenizeParams
 from switchyard.engine.protocol import LoadSpec, ModelInfo
 from switchyard.engine.status import StatusBoard
+from switchyard.engine.timing import RequestClock
 from switchyard.errors import FailedPrecondition, InvalidArgument, Unavailable
 from switchyard.v1 import common_pb2, control_pb2, inference_pb2
 
@@ -216,17 +216,17 @@ class VllmEngine:
         return [int(t) for t in engine.get_tokenizer().encode(params.prompt, add_special_tokens=True)]
 
     async def generate(self, params: GenerationParams) -> AsyncIterator[inference_pb2.GenerateResponse]:
-        arrival = time.monotonic()
+        timing = RequestClock()
         engine, model = self._require()
         ids = self._prompt_ids(engine, params)
         sampling = convert.sampling_params(params, len(ids), model.max_model_len)
         rid = params.request_id
         self._in_flight.add(rid)
         completion_tokens = 0
-        first = last = None
         finish: tuple[str | None, int | str | None] = (None, None)
         cached = 0
-        queue_ms = 0.0
+        queue_ms: float | None = None  # from vLLM's own queued/scheduled timestamps
+        timing.started()  # handed to vLLM; its own stats give the queue time when present
         try:
             async for out in engine.generate({"prompt_token_ids": ids}, sampling, rid):
                 cached = out.num_cached_tokens or cached
@@ -235,9 +235,7 @@ class VllmEngine:
                 completion = out.outputs[0]
                 new_ids = list(completion.token_ids)
                 if new_ids:
-                    now = time.monotonic()
-                    first = first or now
-                    last = now
+                    timing.token()
                     completion_tokens += len(new_ids)
                 delta = inference_pb2.Delta(text=completion.text)
                 if params.return_token_ids:
@@ -258,15 +256,7 @@ class VllmEngine:
         if finish[0] is None:  # the stream ended without a reason: aborted by an unload
             finished.reason = inference_pb2.FINISH_REASON_ABORTED
         finished.model = model.name
-        end = time.monotonic()
-        finished.timings.CopyFrom(
-            inference_pb2.Timings(
-                queue_ms=queue_ms,
-                time_to_first_token_ms=((first or end) - arrival) * 1000.0,
-                decode_ms=((last or end) - (first or end)) * 1000.0,
-                total_ms=(end - arrival) * 1000.0,
-            )
-        )
+        finished.timings.CopyFrom(timing.timings(queue_ms))
         yield inference_pb2.GenerateResponse(finished=finished)
 
     async def tokenize(self, params: TokenizeParams) -> inference_pb2.TokenizeResponse:
