@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import E2E_ENGINES, SERVED, Stack
+from tests.helpers import wait_until
 
 STATES = {"idle", "loading", "loaded", "error"}
 
@@ -68,9 +70,16 @@ def test_seed_vllm_load_with_its_defaults(stack: Stack) -> None:
     if not any(e.name == "vllm" for e in E2E_ENGINES):
         pytest.skip("vLLM is not installed")
     body = {"model_path": "switchyard-demo", "engine": "vllm"}
-    answer = httpx.post(f"{stack.url}/v1/models/load", json=body, timeout=600)
+    with ThreadPoolExecutor(1) as pool:
+        loading = pool.submit(httpx.post, f"{stack.url}/v1/models/load", json=body, timeout=600)
+        # while the call blocks, /v1/status shows the load and its progress
+        wait_until(lambda: stack.engine_status("vllm")["status"] == "loading", 120, "the load to show")
+        progress = stack.engine_status("vllm")["progress"]
+        assert isinstance(progress, float) and 0.0 <= progress <= 1.0
+        answer = loading.result()
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "success"
+    assert stack.engine_status("vllm")["status"] == "loaded"
     restore = {
         "model_path": "switchyard-demo",
         "engine": "vllm",
@@ -80,3 +89,9 @@ def test_seed_vllm_load_with_its_defaults(stack: Stack) -> None:
         "max_model_len": 4096,
     }
     assert httpx.post(f"{stack.url}/v1/models/load", json=restore, timeout=600).status_code == 200
+
+
+def test_openapi_docs_are_served(stack: Stack) -> None:
+    spec = httpx.get(f"{stack.url}/openapi.json").json()
+    assert {"/v1/completions", "/v1/chat/completions", "/v1/status", "/v1/models/load"} <= set(spec["paths"])
+    assert httpx.get(f"{stack.url}/docs").status_code == 200
