@@ -21,6 +21,8 @@ import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from switchyard.runtime.lifetime import tied_to_parent
+
 logger = logging.getLogger(__name__)
 
 
@@ -75,7 +77,7 @@ class Supervisor:
     async def _start(self, part: Part) -> None:
         logger.info("starting %s", part.name)
         part.proc = await asyncio.create_subprocess_exec(
-            *part.argv,
+            *tied_to_parent(part.argv, signal.SIGTERM),  # a killed supervisor still stops its parts
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from switchyard.runtime.lifetime import tied_to_parent
 from switchyard.runtime.net import free_port
 
 logger = logging.getLogger(__name__)
@@ -56,9 +57,10 @@ class LlamaServerProcess:
     async def start(self, http: httpx.AsyncClient, timeout_s: float) -> None:
         """Spawn and wait until ``/health`` answers 200; raise ChildExited or TimeoutError."""
         logger.info("starting %s %s", self.binary, " ".join(self.args))
+        # tied_to_parent: the kernel kills llama-server if this service dies, even by SIGKILL,
+        # so no orphan keeps the model's memory
         self._proc = await asyncio.create_subprocess_exec(
-            str(self.binary),
-            *self.args,
+            *tied_to_parent([str(self.binary), *self.args], signal.SIGKILL),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

@@ -97,8 +97,10 @@ def test_two_replicas_share_the_load_and_survive_one_dying(replicas: list[Servic
     served = [requests_served(e.metrics_port) for e in (first, second)]  # type: ignore[attr-defined]
     assert sum(served) == 20 and min(served) >= 1, served
     assert second.proc is not None
+    orphan = next(p for p in second.children() if p.name() == "llama-server")
     second.proc.send_signal(signal.SIGKILL)
     second.proc.wait()
+    wait_until(lambda: not orphan.is_running(), 30, "the dead replica's llama-server to go too")
     for _ in range(10):
         assert list(router.inference.Generate(request, timeout=60))[-1].finished.usage.completion_tokens == 2
     statuses = router.control.GetStatus(control_pb2.GetStatusRequest(), timeout=5).statuses

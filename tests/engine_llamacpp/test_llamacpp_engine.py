@@ -140,3 +140,12 @@ def test_grpcurl_lists_the_services_and_streams_a_generation(restarting: Service
     )
     messages = [json.loads(chunk) for chunk in generated.stdout.replace("}\n{", "}\x00{").split("\x00")]
     assert "delta" in messages[0] and messages[-1]["finished"]["usage"]["completion_tokens"] == 5
+
+
+def test_a_killed_service_takes_its_llama_server_with_it(model_root: Path, tmp_path: Path) -> None:
+    service = start(model_root, tmp_path)
+    child = llama_server_of(service)
+    assert service.proc is not None
+    service.proc.send_signal(signal.SIGKILL)  # no chance to clean up: the kernel must
+    service.proc.wait()
+    wait_until(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, 30, "llama-server to die")
