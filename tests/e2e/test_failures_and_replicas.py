@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import re
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 
-from switchyard.v1 import control_pb2
+from switchyard.v1 import common_pb2, control_pb2
 from switchyard.v1 import inference_pb2 as pb
 from tests.conformance.engines import LLAMACPP, load_request
 from tests.e2e.conftest import SERVED, Stack
@@ -70,6 +71,26 @@ def replicas(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     yield [router, *engines]
     for service in (router, *engines):
         service.stop()
+
+
+def test_router_errors_say_what_is_missing(replicas: list[ServiceProcess]) -> None:
+    """Before any load: each refusal is a status code with a message naming the gap."""
+    router = replicas[0]
+    vllm = common_pb2.ENGINE_VLLM
+    cases: list[tuple[Callable[[], object], grpc.StatusCode, str]] = [
+        (lambda: list(router.inference.Generate(pb.GenerateRequest(prompt="hi"), timeout=30)),
+         grpc.StatusCode.FAILED_PRECONDITION, "no model loaded on any backend"),
+        (lambda: list(router.inference.Generate(pb.GenerateRequest(prompt="hi", engine=vllm), timeout=30)),
+         grpc.StatusCode.UNAVAILABLE, "no vllm backend is configured"),
+        (lambda: list(router.control.LoadModel(control_pb2.LoadModelRequest(model_path="x.gguf"), timeout=30)),
+         grpc.StatusCode.INVALID_ARGUMENT, "needs engine"),
+        (lambda: router.control.UnloadModel(control_pb2.UnloadModelRequest(engine=vllm), timeout=30),
+         grpc.StatusCode.UNAVAILABLE, "no vllm backend is reachable"),
+    ]  # fmt: skip
+    for call, code, words in cases:
+        with pytest.raises(grpc.RpcError) as info:
+            call()
+        assert info.value.code() == code and words in (info.value.details() or ""), info.value.details()
 
 
 def test_two_replicas_share_the_load_and_survive_one_dying(replicas: list[ServiceProcess]) -> None:
