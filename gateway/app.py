@@ -19,8 +19,6 @@ from gateway.auth import require_admin, require_key
 from gateway.generation import stream_response, whole_response
 from gateway.limits import RequestCounter, RequestSizeLimit
 from gateway.protocol import (
-    ENGINE_NAMES,
-    ENGINES,
     ChatCompletionRequest,
     CompletionRequest,
     DetokenizeRequest,
@@ -31,6 +29,7 @@ from gateway.protocol import (
 from gateway.responses import ResponseBuilder
 from gateway.settings import GatewaySettings
 from gateway.status import seed_status
+from switchyard.engines import ENGINE_NAMES, ENGINES_BY_NAME
 from switchyard.v1 import control_pb2, control_pb2_grpc, inference_pb2_grpc
 
 CHANNEL_OPTIONS = [("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
@@ -100,7 +99,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @app.post("/v1/models/unload", dependencies=[Depends(require_admin)], summary="Unload an engine's model")
     async def unload(body: UnloadRequest, request: Request) -> dict[str, Any]:
-        request_ = control_pb2.UnloadModelRequest(engine=ENGINES[body.engine])
+        request_ = control_pb2.UnloadModelRequest(engine=ENGINES_BY_NAME[body.engine])
         answer = await router(request).control.UnloadModel(request_, timeout=120)
         return {"status": "success", "engine": body.engine, "replicas": [s.backend for s in answer.statuses]}
 

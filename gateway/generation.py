@@ -21,8 +21,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from gateway import metrics
 from gateway.errors import ApiError, from_rpc_error, sse_error
-from gateway.protocol import ENGINE_NAMES
 from gateway.responses import Accumulated, ResponseBuilder
+from switchyard.engines import ENGINE_NAMES
 from switchyard.v1 import inference_pb2 as pb
 from switchyard.v1 import inference_pb2_grpc
 

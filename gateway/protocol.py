@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from google.protobuf.struct_pb2 import Struct
 from pydantic import BaseModel, ConfigDict, Field
 
+from switchyard.engines import ENGINES_BY_NAME
 from switchyard.v1 import common_pb2, control_pb2
 from switchyard.v1 import inference_pb2 as pb
 
@@ -20,8 +21,13 @@ EngineName = Literal["vllm", "llamacpp"]
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 TokenId = Annotated[int, Field(ge=0, le=2**32 - 1)]
-ENGINES = {"vllm": common_pb2.ENGINE_VLLM, "llamacpp": common_pb2.ENGINE_LLAMACPP, None: common_pb2.ENGINE_UNSPECIFIED}
-ENGINE_NAMES = {common_pb2.ENGINE_VLLM: "vllm", common_pb2.ENGINE_LLAMACPP: "llamacpp"}
+
+
+def engine_kind(name: str | None) -> common_pb2.Engine.ValueType:
+    """The enum for an optional engine name (absent: any engine)."""
+    return ENGINES_BY_NAME[name] if name else common_pb2.ENGINE_UNSPECIFIED
+
+
 FINISH_REASONS = {
     pb.FINISH_REASON_STOP: "stop",
     pb.FINISH_REASON_LENGTH: "length",
@@ -83,7 +89,7 @@ class GenerationFields(BaseModel):
         if logprobs is not None:
             output.logprobs = logprobs
         return pb.GenerateRequest(
-            engine=ENGINES[self.engine], model=self.model or "", sampling=sampling, stopping=stopping, output=output
+            engine=engine_kind(self.engine), model=self.model or "", sampling=sampling, stopping=stopping, output=output
         )
 
 
@@ -211,7 +217,7 @@ class LoadRequest(BaseModel):
 
     def to_proto(self) -> control_pb2.LoadModelRequest:
         request = control_pb2.LoadModelRequest(
-            engine=ENGINES[self.engine], model_path=self.model_path, served_model_name=self.served_model_name or ""
+            engine=engine_kind(self.engine), model_path=self.model_path, served_model_name=self.served_model_name or ""
         )
         if self.engine == "vllm":
             request.vllm.trust_remote_code = self.trust_remote_code
@@ -244,7 +250,7 @@ class TokenizeRequest(BaseModel):
     add_special_tokens: bool | None = None
 
     def to_proto(self) -> pb.TokenizeRequest:
-        request = pb.TokenizeRequest(engine=ENGINES[self.engine], model=self.model or "")
+        request = pb.TokenizeRequest(engine=engine_kind(self.engine), model=self.model or "")
         if self.messages is not None:
             request.chat.CopyFrom(chat_input(self.messages, None, True))
         elif self.prompt is not None:
@@ -262,4 +268,4 @@ class DetokenizeRequest(BaseModel):
     tokens: list[TokenId]
 
     def to_proto(self) -> pb.DetokenizeRequest:
-        return pb.DetokenizeRequest(engine=ENGINES[self.engine], model=self.model or "", token_ids=self.tokens)
+        return pb.DetokenizeRequest(engine=engine_kind(self.engine), model=self.model or "", token_ids=self.tokens)

@@ -7,7 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.protocol import ENGINE_NAMES, FINISH_REASONS
+from gateway.protocol import FINISH_REASONS
+from switchyard.engines import ENGINE_NAMES
 from switchyard.v1 import inference_pb2 as pb
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from switchyard.v1 import common_pb2, control_pb2
+from switchyard.engines import ENGINE_NAMES
+from switchyard.v1 import control_pb2
 
 STATES = {
     control_pb2.MODEL_STATE_IDLE: "idle",
@@ -17,7 +18,6 @@ STATES = {
     control_pb2.MODEL_STATE_LOADED: "loaded",
     control_pb2.MODEL_STATE_ERROR: "error",
 }
-SEED_ENGINES = (("vllm", common_pb2.ENGINE_VLLM), ("llamacpp", common_pb2.ENGINE_LLAMACPP))
 
 
 def replica_json(status: control_pb2.EngineStatus) -> dict[str, Any]:
@@ -64,4 +64,4 @@ def engine_json(name: str, statuses: list[control_pb2.EngineStatus]) -> dict[str
 
 
 def seed_status(statuses: list[control_pb2.EngineStatus]) -> dict[str, Any]:
-    return {name: engine_json(name, [s for s in statuses if s.engine == kind]) for name, kind in SEED_ENGINES}
+    return {name: engine_json(name, [s for s in statuses if s.engine == kind]) for kind, name in ENGINE_NAMES.items()}

@@ -12,12 +12,12 @@ from pathlib import Path
 import httpx
 
 from switchyard.demo_model import make_demo_model
+from switchyard.engines import ENGINES_BY_NAME
 from switchyard.llama_build import ensure_llama_server
 from switchyard.runtime.logs import configure_logging
 from switchyard.supervisor import Part, PartFailed, Supervisor, grpc_ready, http_ready
 
 logger = logging.getLogger("switchyard")
-ENGINES = ("llamacpp", "vllm")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -78,7 +78,7 @@ async def load_models(base_url: str, args: argparse.Namespace, engines: list[str
 
 async def up(args: argparse.Namespace) -> int:
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    unknown = set(engines) - set(ENGINES)
+    unknown = set(engines) - set(ENGINES_BY_NAME)
     if unknown or not engines:
         raise SystemExit(f"--engines takes llamacpp and/or vllm, not {args.engines!r}")
     if "llamacpp" in engines:

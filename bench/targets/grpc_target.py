@@ -5,20 +5,19 @@ from __future__ import annotations
 import grpc
 
 from bench.measure import BenchError, Recorder, RequestResult
+from switchyard.engines import ENGINES_BY_NAME
 from switchyard.v1 import common_pb2, inference_pb2, inference_pb2_grpc
-
-ENGINES = {"vllm": common_pb2.ENGINE_VLLM, "llamacpp": common_pb2.ENGINE_LLAMACPP}
 
 
 def generate_request(
     prompt: str, max_tokens: int, engine: str | None = None, model: str | None = None
 ) -> inference_pb2.GenerateRequest:
     """A greedy request for exactly ``max_tokens`` tokens."""
-    if engine is not None and engine not in ENGINES:
-        raise ValueError(f"engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if engine is not None and engine not in ENGINES_BY_NAME:
+        raise ValueError(f"engine {engine!r} is not one of {', '.join(ENGINES_BY_NAME)}")
     return inference_pb2.GenerateRequest(
         prompt=prompt,
-        engine=ENGINES[engine] if engine else common_pb2.ENGINE_UNSPECIFIED,
+        engine=ENGINES_BY_NAME[engine] if engine else common_pb2.ENGINE_UNSPECIFIED,
         model=model or "",
         sampling=inference_pb2.SamplingParams(temperature=0.0),
         stopping=inference_pb2.StoppingCriteria(max_tokens=max_tokens, ignore_eos=True),

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 import grpc
 
 from services.router.picker import BackendView
+from switchyard.engines import ENGINES_BY_NAME
 from switchyard.errors import InvalidArgument
 from switchyard.v1 import common_pb2, control_pb2, control_pb2_grpc, inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
-ENGINES = {"vllm": common_pb2.ENGINE_VLLM, "llamacpp": common_pb2.ENGINE_LLAMACPP}
 CHANNEL_OPTIONS = [("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
 
 
@@ -38,13 +38,13 @@ class BackendSpec:
     @classmethod
     def parse(cls, text: str) -> BackendSpec:
         engine_name, sep, address = text.partition("=")
-        if not sep or engine_name not in ENGINES:
+        if not sep or engine_name not in ENGINES_BY_NAME:
             raise InvalidArgument(f"backend {text!r} is not ENGINE=ADDRESS with ENGINE vllm or llamacpp")
         dns = address.startswith("dns:")
         host, sep, port = address.removeprefix("dns:").lstrip("/").rpartition(":")
         if not sep or not port.isdigit():
             raise InvalidArgument(f"backend address {address!r} needs HOST:PORT")
-        return cls(ENGINES[engine_name], host, int(port), dns)
+        return cls(ENGINES_BY_NAME[engine_name], host, int(port), dns)
 
 
 @dataclass(eq=False)

@@ -7,14 +7,9 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from switchyard.engines import engine_name
 from switchyard.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from switchyard.v1 import common_pb2, control_pb2
-
-ENGINE_NAMES = {
-    common_pb2.ENGINE_VLLM: "vllm",
-    common_pb2.ENGINE_LLAMACPP: "llamacpp",
-    common_pb2.ENGINE_UNSPECIFIED: "any",
-}
 
 
 @dataclass
@@ -35,7 +30,7 @@ class BackendView:
 
 def eligible(backends: Sequence[BackendView], engine: common_pb2.Engine.ValueType, model: str) -> list[BackendView]:
     """Backends that can serve (engine, model) now, or the error saying what is missing."""
-    name = ENGINE_NAMES.get(engine, str(engine))
+    name = engine_name(engine)
     pool = [b for b in backends if engine in (common_pb2.ENGINE_UNSPECIFIED, b.engine)]
     if not pool:
         raise Unavailable(f"no {name} backend is configured")

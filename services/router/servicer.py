@@ -15,7 +15,8 @@ from typing import TypeVar
 import grpc
 
 from services.router.backends import Backend, BackendPool
-from services.router.picker import ENGINE_NAMES, choose, eligible
+from services.router.picker import choose, eligible
+from switchyard.engines import engine_name
 from switchyard.errors import Context, InvalidArgument, Unavailable, grpc_errors
 from switchyard.v1 import common_pb2, control_pb2, control_pb2_grpc, inference_pb2, inference_pb2_grpc
 
@@ -46,7 +47,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         candidates = eligible(self.pool.backends(), engine, model)
         remaining = [b for b in candidates if b.address not in exclude]
         if not remaining:
-            raise Unavailable(f"every {ENGINE_NAMES.get(engine, '')} backend for this request failed")
+            raise Unavailable(f"every {engine_name(engine)} backend for this request failed")
         chosen = choose(remaining, self.rng)
         assert isinstance(chosen, Backend)
         return chosen
@@ -127,7 +128,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
             raise InvalidArgument(f"{what} through the router needs engine (vllm or llamacpp)")
         replicas = [b for b in self.pool.backends(engine) if b.reachable]
         if not replicas:
-            raise Unavailable(f"no {ENGINE_NAMES[engine]} backend is reachable")
+            raise Unavailable(f"no {engine_name(engine)} backend is reachable")
         return replicas
 
     async def LoadModel(

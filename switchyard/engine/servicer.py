@@ -16,6 +16,7 @@ import grpc
 from switchyard.engine import metrics
 from switchyard.engine.params import generation_from_proto, tokenize_from_proto
 from switchyard.engine.protocol import Engine, ModelInfo
+from switchyard.engines import ENGINE_NAMES, engine_name
 from switchyard.errors import (
     Conflict,
     Context,
@@ -36,7 +37,6 @@ from switchyard.v1 import (
 logger = logging.getLogger(__name__)
 
 
-ENGINE_NAMES = {common_pb2.ENGINE_VLLM: "vllm", common_pb2.ENGINE_LLAMACPP: "llamacpp"}
 SERVICE_NAMES = (
     inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name,
     control_pb2.DESCRIPTOR.services_by_name["Control"].full_name,
@@ -53,7 +53,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
 
     def _check_engine(self, engine: common_pb2.Engine.ValueType) -> None:
         if engine not in (common_pb2.ENGINE_UNSPECIFIED, self.engine.kind):
-            asked = ENGINE_NAMES.get(engine, str(engine))
+            asked = engine_name(engine)
             raise InvalidArgument(f"this is the {self.name} engine; the request is for {asked}")
 
     def _ready_model(self, engine: common_pb2.Engine.ValueType, model: str) -> ModelInfo:
