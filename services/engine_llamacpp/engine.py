@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.engine_llamacpp import convert
 from services.engine_llamacpp.process import ChildExited, LlamaServerProcess
 from services.engine_llamacpp.settings import LlamacppSettings
-from switchyard.engine.model_roots import iter_root_files, resolve_model_path
+from switchyard.engine.model_roots import list_model_entries, resolve_model_path
 from switchyard.engine.params import ChatParams, GenerationParams, TokenizeParams
 from switchyard.engine.protocol import LoadSpec, ModelInfo
 from switchyard.engine.status import StatusBoard
@@ -338,14 +338,6 @@ class LlamaCppEngine:
 
     def list_models(self) -> list[control_pb2.ModelEntry]:
         loaded = self._spec.path if self._spec else None
-        return [
-            control_pb2.ModelEntry(
-                path=str(path),
-                name=path.stem,
-                engine=self.kind,
-                size_bytes=path.stat().st_size,
-                loaded=path == loaded,
-            )
-            for root, path in iter_root_files(self.settings.model_roots)
-            if path.suffix == ".gguf" and path.resolve().is_relative_to(root) and _is_gguf(path)
-        ]
+        return list_model_entries(
+            self.settings.model_roots, self.kind, lambda p: p.suffix == ".gguf" and _is_gguf(p), loaded
+        )

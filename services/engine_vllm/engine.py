@@ -21,7 +21,7 @@ from vllm.v1.metrics.loggers import StatLoggerBase
 
 from services.engine_vllm import convert
 from services.engine_vllm.settings import VllmSettings
-from switchyard.engine.model_roots import iter_root_files, resolve_model_path
+from switchyard.engine.model_roots import list_model_entries, resolve_model_path
 from switchyard.engine.params import ChatParams, GenerationParams, TokenizeParams
 from switchyard.engine.protocol import LoadSpec, ModelInfo
 from switchyard.engine.status import StatusBoard
@@ -278,14 +278,4 @@ class VllmEngine:
 
     def list_models(self) -> list[control_pb2.ModelEntry]:
         loaded = self._spec.path if self._spec else None
-        return [
-            control_pb2.ModelEntry(
-                path=str(path),
-                name=path.name,
-                engine=self.kind,
-                size_bytes=sum(f.stat().st_size for f in path.iterdir() if f.is_file()),
-                loaded=path == loaded,
-            )
-            for root, path in iter_root_files(self.settings.model_roots)
-            if convert.is_hf_model_dir(path) and path.resolve().is_relative_to(root)
-        ]
+        return list_model_entries(self.settings.model_roots, self.kind, convert.is_hf_model_dir, loaded)

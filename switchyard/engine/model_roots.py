@@ -6,10 +6,11 @@ to a location inside one of the roots, or it is refused before anything touches 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from switchyard.errors import InvalidArgument, NotFound, PermissionDenied
+from switchyard.v1 import common_pb2, control_pb2
 
 
 def resolve_model_path(path: str, roots: Sequence[Path]) -> Path:
@@ -37,11 +38,30 @@ def resolve_model_path(path: str, roots: Sequence[Path]) -> Path:
     raise PermissionDenied(f"model path {path!r} is outside the model roots ({shown})")
 
 
-def iter_root_files(roots: Sequence[Path]) -> list[tuple[Path, Path]]:
-    """Every (root, path) below the roots, roots that do not exist skipped, sorted by path."""
-    found: list[tuple[Path, Path]] = []
+def _size(path: Path) -> int:
+    """Bytes of a file, or of the files directly in a model folder."""
+    return path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+
+
+def list_model_entries(
+    roots: Sequence[Path],
+    engine: common_pb2.Engine.ValueType,
+    is_model: Callable[[Path], bool],
+    loaded: Path | None,
+) -> list[control_pb2.ModelEntry]:
+    """The loadable models under the roots, sorted by path; symlinks out of a root are skipped,
+    as a load of them would be refused."""
+    entries = []
     for root in roots:
         resolved = root.resolve()
-        if resolved.is_dir():
-            found.extend((resolved, p) for p in resolved.rglob("*"))
-    return sorted(found, key=lambda pair: pair[1])
+        if not resolved.is_dir():
+            continue
+        for path in resolved.rglob("*"):
+            if path.resolve().is_relative_to(resolved) and is_model(path):
+                name = path.stem if path.is_file() else path.name
+                entries.append(
+                    control_pb2.ModelEntry(
+                        path=str(path), name=name, engine=engine, size_bytes=_size(path), loaded=path == loaded
+                    )
+                )
+    return sorted(entries, key=lambda entry: entry.path)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from switchyard.engine.model_roots import resolve_model_path
+from switchyard.engine.model_roots import list_model_entries, resolve_model_path
 from switchyard.errors import InvalidArgument, NotFound, PermissionDenied
+from switchyard.v1 import common_pb2
 
 
 @pytest.fixture
@@ -50,3 +51,9 @@ def test_second_root_is_searched(tmp_path: Path, layout: tuple[Path, Path]) -> N
     other.mkdir()
     (other / "b.gguf").write_bytes(b"GGUF")
     assert resolve_model_path("b.gguf", [layout[0], other]) == other / "b.gguf"
+
+
+def test_listing_skips_what_leaves_the_root_and_marks_the_loaded_model(layout: tuple[Path, Path]) -> None:
+    root, _ = layout
+    entries = list_model_entries([root], common_pb2.ENGINE_LLAMACPP, lambda p: p.suffix == ".gguf", root / "a.gguf")
+    assert [(e.name, e.loaded, e.size_bytes) for e in entries] == [("a", True, 4)]  # not link-out.gguf
