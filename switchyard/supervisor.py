@@ -22,6 +22,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from switchyard.runtime.lifetime import tied_to_parent
+from switchyard.runtime.lines import bounded_lines
 
 logger = logging.getLogger(__name__)
 
@@ -94,8 +95,8 @@ class Supervisor:
 
     async def _relay(self, part: Part) -> None:
         assert part.proc is not None and part.proc.stdout is not None
-        async for line in part.proc.stdout:
-            sys.stderr.write(f"[{part.name}] {line.decode(errors='replace')}")
+        async for line in bounded_lines(part.proc.stdout):
+            sys.stderr.write(f"[{part.name}] {line}\n")
 
     async def _watch(self, part: Part) -> None:
         assert part.proc is not None

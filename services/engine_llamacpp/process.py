@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from switchyard.runtime.lifetime import tied_to_parent
+from switchyard.runtime.lines import bounded_lines
 from switchyard.runtime.net import free_port
 
 logger = logging.getLogger(__name__)
@@ -112,8 +113,8 @@ class LlamaServerProcess:
 
     async def _pump_log(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
-        async for raw in self._proc.stdout:
-            line = raw.decode(errors="replace").rstrip()
+        async for text in bounded_lines(self._proc.stdout):
+            line = text.rstrip()
             if line:
                 self.log_tail.append(line)
                 if self.on_log is not None:

@@ -1,4 +1,9 @@
-"""Logging setup: one line per record, as text for people or JSON for log collectors."""
+"""Logging setup: one line per record, as text for people or JSON for log collectors.
+
+Every record is bounded: a message (or traceback) over ``MAX_MESSAGE_CHARS`` is cut, so a
+100 KiB request id or model path sent by a client cannot make a log line that a relay or a log
+collector chokes on.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,24 @@ import sys
 from pythonjsonlogger.json import JsonFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+MAX_MESSAGE_CHARS = 4096
+MAX_TRACEBACK_CHARS = 16384
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more characters cut]"
+
+
+class BoundedRecords(logging.Filter):
+    """Cuts a record's message and traceback to fixed sizes before any formatter sees them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if len(message) > MAX_MESSAGE_CHARS:
+            record.msg, record.args = _cut(message, MAX_MESSAGE_CHARS), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _cut(logging.Formatter().formatException(record.exc_info), MAX_TRACEBACK_CHARS)
+        return True
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text", service: str = "") -> None:
@@ -22,6 +45,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text", service: str = "")
         )
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(BoundedRecords())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
