@@ -12,6 +12,29 @@ from pathlib import Path
 from switchyard.errors import InvalidArgument, NotFound, PermissionDenied
 from switchyard.v1 import common_pb2, control_pb2
 
+MAX_PATH_BYTES = 4096  # PATH_MAX on Linux
+MAX_COMPONENT_BYTES = 255  # NAME_MAX
+
+
+def _resolved(path: Path) -> Path | None:
+    """``path`` with symlinks and ``..`` followed; None when that fails (a symlink loop)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError: Python 3.11's "Symlink loop"
+        return None
+
+
+def _check_shape(path: str) -> None:
+    if not path.strip():
+        raise InvalidArgument("model_path is empty")
+    if "\x00" in path:
+        raise InvalidArgument("model_path contains a NUL byte")
+    encoded = path.encode(errors="surrogatepass")
+    if len(encoded) > MAX_PATH_BYTES:
+        raise InvalidArgument(f"model_path is longer than {MAX_PATH_BYTES} bytes")
+    if any(len(part) > MAX_COMPONENT_BYTES for part in encoded.split(b"/")):
+        raise InvalidArgument(f"model_path has a component longer than {MAX_COMPONENT_BYTES} bytes")
+
 
 def resolve_model_path(path: str, roots: Sequence[Path]) -> Path:
     """Return the resolved path of ``path`` (absolute, or relative to a root) inside a root.
@@ -19,15 +42,14 @@ def resolve_model_path(path: str, roots: Sequence[Path]) -> Path:
     Raises PermissionDenied for anything outside every root (also when it does not exist, so
     the answer leaks nothing about the filesystem) and NotFound for a missing path inside one.
     """
-    if not path.strip():
-        raise InvalidArgument("model_path is empty")
-    if "\x00" in path:
-        raise InvalidArgument("model_path contains a NUL byte")
+    _check_shape(path)
     resolved_roots = [root.resolve() for root in roots]
     candidates = [Path(path)] if Path(path).is_absolute() else [r / path for r in resolved_roots]
     inside_a_root = False
     for candidate in candidates:
-        resolved = candidate.resolve()
+        resolved = _resolved(candidate)
+        if resolved is None:
+            raise InvalidArgument(f"model path {path!r} cannot be resolved (a symlink loop?)")
         if any(resolved.is_relative_to(r) for r in resolved_roots):
             inside_a_root = True
             if resolved.exists():
@@ -39,8 +61,11 @@ def resolve_model_path(path: str, roots: Sequence[Path]) -> Path:
 
 
 def _size(path: Path) -> int:
-    """Bytes of a file, or of the files directly in a model folder."""
-    return path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    """Bytes of a file, or of the files directly in a model folder (0 for what cannot be read)."""
+    try:
+        return path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    except OSError:
+        return 0
 
 
 def list_model_entries(
@@ -57,7 +82,8 @@ def list_model_entries(
         if not resolved.is_dir():
             continue
         for path in resolved.rglob("*"):
-            if path.resolve().is_relative_to(resolved) and is_model(path):
+            target = _resolved(path)
+            if target is not None and target.is_relative_to(resolved) and is_model(path):
                 name = path.stem if path.is_file() else path.name
                 entries.append(
                     control_pb2.ModelEntry(

@@ -21,6 +21,8 @@ MAX_LOGPROBS = 20
 # Engines report a zero probability as -inf or -FLT_MAX; the contract uses this finite floor.
 MIN_LOGPROB = -9999.0
 MAX_STOP_STRINGS = 16
+# Ids and names end up in log lines and error messages: printable and short.
+MAX_ID_CHARS = 256
 CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 
@@ -63,6 +65,15 @@ class TokenizeParams:
     chat: ChatParams | None
     add_special_tokens: bool
     return_pieces: bool
+
+
+def check_name(field: str, value: str) -> str:
+    """A request id or model name: at most MAX_ID_CHARS printable characters (empty is allowed)."""
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidArgument(f"{field} is longer than {MAX_ID_CHARS} characters")
+    if not value.isprintable():
+        raise InvalidArgument(f"{field} has control characters")
+    return value
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
@@ -176,7 +187,7 @@ def generation_from_proto(req: pb.GenerateRequest, vocab_size: int, max_model_le
             raise InvalidArgument(f"logprobs must be between 0 and {MAX_LOGPROBS}, got {req.output.logprobs}")
         logprobs = req.output.logprobs
     return GenerationParams(
-        request_id=req.request_id or uuid.uuid4().hex,
+        request_id=check_name("request_id", req.request_id) or uuid.uuid4().hex,
         prompt=prompt,
         chat=chat,
         prompt_token_ids=ids,

@@ -52,6 +52,8 @@ CASES: list[tuple[str, str, Any, int, str]] = [
         400,
         "dtype",
     ),
+    ("load-long-path", "/v1/models/load", {"model_path": "x" * 75_000, "engine": "llamacpp"}, 400, "longer than 4096"),
+    ("load-long-component", "/v1/models/load", {"model_path": "x" * 300, "engine": "vllm"}, 400, "component"),
     ("load-no-engine", "/v1/models/load", {"model_path": "switchyard-demo.gguf"}, 422, "engine"),
     ("load-unknown-field", "/v1/models/load", {"model_path": "a", "engine": "vllm", "trust": 1}, 422, "trust"),
     ("unload-bad-engine", "/v1/models/unload", {"engine": "nope"}, 422, "engine"),

@@ -57,3 +57,24 @@ def test_listing_skips_what_leaves_the_root_and_marks_the_loaded_model(layout: t
     root, _ = layout
     entries = list_model_entries([root], common_pb2.ENGINE_LLAMACPP, lambda p: p.suffix == ".gguf", root / "a.gguf")
     assert [(e.name, e.loaded, e.size_bytes) for e in entries] == [("a", True, 4)]  # not link-out.gguf
+
+
+def test_a_symlink_loop_is_refused_and_does_not_break_the_listing(layout: tuple[Path, Path]) -> None:
+    root, _ = layout
+    (root / "loop-a.gguf").symlink_to(root / "loop-b.gguf")
+    (root / "loop-b.gguf").symlink_to(root / "loop-a.gguf")
+    (root / "dir-loop").symlink_to(root / "dir-loop")
+    with pytest.raises(InvalidArgument, match="cannot be resolved"):
+        resolve_model_path("loop-a.gguf", [root])
+    entries = list_model_entries([root], common_pb2.ENGINE_LLAMACPP, lambda p: p.suffix == ".gguf", None)
+    assert [e.name for e in entries] == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [("x" * 256 + ".gguf", "component longer than 255"), ("a/" * 2100, "longer than 4096"), ("é" * 200, "255")],
+    ids=["long-component", "long-path", "long-multibyte-component"],
+)
+def test_overlong_paths_are_invalid_not_an_os_error(layout: tuple[Path, Path], path: str, words: str) -> None:
+    with pytest.raises(InvalidArgument, match=words):
+        resolve_model_path(path, [layout[0]])

@@ -65,6 +65,8 @@ def test_top_k_disabled_values_map_to_zero() -> None:
         (make(sampling=pb.SamplingParams(logit_bias={VOCAB: 1.0})), "logit_bias has token id"),
         (make(output=pb.OutputOptions(logprobs=21)), "logprobs must be between"),
         (make(output=pb.OutputOptions(logprobs=-1)), "logprobs must be between"),
+        (make(request_id="r" * 100_000), "request_id is longer than 256"),
+        (make(request_id="line\nbreak"), "request_id has control characters"),
     ],
 )
 def test_bad_requests_are_invalid_argument(request_: pb.GenerateRequest, message: str) -> None:
