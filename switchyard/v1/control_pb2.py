@@ -26,47 +26,49 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from switchyard.v1 import common_pb2 as switchyard_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bswitchyard/v1/control.proto\x12\rswitchyard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aswitchyard/v1/common.proto\"\xb4\x03\n\x0bVllmOptions\x12\x12\n\x05\x64type\x18\x01 \x01(\tH\x00\x88\x01\x01\x12#\n\x16gpu_memory_utilization\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x1a\n\rmax_model_len\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x19\n\x0cquantization\x18\x04 \x01(\tH\x03\x88\x01\x01\x12!\n\x14tensor_parallel_size\x18\x05 \x01(\rH\x04\x88\x01\x01\x12\"\n\x15kv_cache_memory_bytes\x18\x06 \x01(\x04H\x05\x88\x01\x01\x12\x1a\n\renforce_eager\x18\x07 \x01(\x08H\x06\x88\x01\x01\x12\x19\n\x11trust_remote_code\x18\x08 \x01(\x08\x12\x19\n\x0cmax_num_seqs\x18\t \x01(\rH\x07\x88\x01\x01\x42\x08\n\x06_dtypeB\x19\n\x17_gpu_memory_utilizationB\x10\n\x0e_max_model_lenB\x0f\n\r_quantizationB\x17\n\x15_tensor_parallel_sizeB\x18\n\x16_kv_cache_memory_bytesB\x10\n\x0e_enforce_eagerB\x0f\n\r_max_num_seqs\"\xb2\x02\n\x0fLlamacppOptions\x12\x19\n\x0cn_gpu_layers\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x15\n\x08\x63tx_size\x18\x02 \x01(\rH\x01\x88\x01\x01\x12\x15\n\x08parallel\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x31\n\nflash_attn\x18\x04 \x01(\x0e\x32\x1d.switchyard.v1.FlashAttention\x12\x19\n\x0c\x63\x61\x63he_type_k\x18\x05 \x01(\tH\x03\x88\x01\x01\x12\x19\n\x0c\x63\x61\x63he_type_v\x18\x06 \x01(\tH\x04\x88\x01\x01\x12\x14\n\x07threads\x18\x07 \x01(\rH\x05\x88\x01\x01\x42\x0f\n\r_n_gpu_layersB\x0b\n\t_ctx_sizeB\x0b\n\t_parallelB\x0f\n\r_cache_type_kB\x0f\n\r_cache_type_vB\n\n\x08_threads\"\xd3\x01\n\x10LoadModelRequest\x12%\n\x06\x65ngine\x18\x01 \x01(\x0e\x32\x15.switchyard.v1.Engine\x12\x12\n\nmodel_path\x18\x02 \x01(\t\x12\x19\n\x11served_model_name\x18\x03 \x01(\t\x12*\n\x04vllm\x18\x04 \x01(\x0b\x32\x1a.switchyard.v1.VllmOptionsH\x00\x12\x32\n\x08llamacpp\x18\x05 \x01(\x0b\x32\x1e.switchyard.v1.LlamacppOptionsH\x00\x42\t\n\x07options\"R\n\x04Load\x12\x18\n\x10running_requests\x18\x01 \x01(\r\x12\x18\n\x10waiting_requests\x18\x02 \x01(\r\x12\x16\n\x0ekv_cache_usage\x18\x03 \x01(\x02\"\xf8\x02\n\x0c\x45ngineStatus\x12%\n\x06\x65ngine\x18\x01 \x01(\x0e\x32\x15.switchyard.v1.Engine\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.switchyard.v1.ModelState\x12\r\n\x05model\x18\x03 \x01(\t\x12\x12\n\nmodel_path\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x15\n\rload_progress\x18\x06 \x01(\x02\x12\x14\n\x0cload_message\x18\x07 \x01(\t\x12\x15\n\rprocess_alive\x18\x08 \x01(\x08\x12!\n\x04load\x18\t \x01(\x0b\x32\x13.switchyard.v1.Load\x12\x16\n\x0e\x65ngine_version\x18\n \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x0b \x01(\t\x12\x15\n\rmax_model_len\x18\x0c \x01(\r\x12\x0f\n\x07\x62\x61\x63kend\x18\r \x01(\t\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8d\x01\n\x11LoadModelResponse\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.switchyard.v1.ModelState\x12\x10\n\x08progress\x18\x02 \x01(\x02\x12\x0f\n\x07message\x18\x03 \x01(\t\x12+\n\x06status\x18\x04 \x01(\x0b\x32\x1b.switchyard.v1.EngineStatus\";\n\x12UnloadModelRequest\x12%\n\x06\x65ngine\x18\x01 \x01(\x0e\x32\x15.switchyard.v1.Engine\"D\n\x13UnloadModelResponse\x12-\n\x08statuses\x18\x01 \x03(\x0b\x32\x1b.switchyard.v1.EngineStatus\"9\n\x10GetStatusRequest\x12%\n\x06\x65ngine\x18\x01 \x01(\x0e\x32\x15.switchyard.v1.Engine\"B\n\x11GetStatusResponse\x12-\n\x08statuses\x18\x01 \x03(\x0b\x32\x1b.switchyard.v1.EngineStatus\";\n\x12WatchStatusRequest\x12%\n\x06\x65ngine\x18\x01 \x01(\x0e\x32\x15.switchyard.v1.Engine\"B\n\x13WatchStatusResponse\x12+\n\x06status\x18\x01 \x01(\x0b\x32\x1b.switchyard.v1.EngineStatus\":\n\x11ListModelsRequest\x12%\n\x06\x65ngine\x18\x01 \x01(\x0e\x32\x15.switchyard.v1.Engine\"s\n\nModelEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12%\n\x06\x65ngine\x18\x03 \x01(\x0e\x32\x15.switchyard.v1.Engine\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06loaded\x18\x05 \x01(\x08\"?\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.switchyard.v1.ModelEntry*\x87\x01\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10MODEL_STATE_IDLE\x10\x01\x12\x17\n\x13MODEL_STATE_LOADING\x10\x02\x12\x16\n\x12MODEL_STATE_LOADED\x10\x03\x12\x15\n\x11MODEL_STATE_ERROR\x10\x04*|\n\x0e\x46lashAttention\x12\x1f\n\x1b\x46LASH_ATTENTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46LASH_ATTENTION_AUTO\x10\x01\x12\x16\n\x12\x46LASH_ATTENTION_ON\x10\x02\x12\x17\n\x13\x46LASH_ATTENTION_OFF\x10\x03\x32\xac\x03\n\x07\x43ontrol\x12P\n\tLoadModel\x12\x1f.switchyard.v1.LoadModelRequest\x1a .switchyard.v1.LoadModelResponse0\x01\x12T\n\x0bUnloadModel\x12!.switchyard.v1.UnloadModelRequest\x1a\".switchyard.v1.UnloadModelResponse\x12N\n\tGetStatus\x12\x1f.switchyard.v1.GetStatusRequest\x1a .switchyard.v1.GetStatusResponse\x12V\n\x0bWatchStatus\x12!.switchyard.v1.WatchStatusRequest\x1a\".switchyard.v1.WatchStatusResponse0\x01\x12Q\n\nListModels\x12 .switchyard.v1.ListModelsRequest\x1a!.switchyard.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bswitchyard/v1/control.proto\x12\rswitchyard.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aswitchyard/v1/common.proto\"\xb4\x03\n\x0bVllmOptions\x12\x12\n\x05\x64type\x18\x01 \x01(\tH\x00\x88\x01\x01\x12#\n\x16gpu_memory_utilization\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x1a\n\rmax_model_len\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x19\n\x0cquantization\x18\x04 \x01(\tH\x03\x88\x01\x01\x12!\n\x14tensor_parallel_size\x18\x05 \x01(\rH\x04\x88\x01\x01\x12\"\n\x15kv_cache_memory_bytes\x18\x06 \x01(\x04H\x05\x88\x01\x01\x12\x1a\n\renforce_eager\x18\x07 \x01(\x08H\x06\x88\x01\x01\x12\x19\n\x11trust_remote_code\x18\x08 \x01(\x08\x12\x19\n\x0cmax_num_seqs\x18\t \x01(\rH\x07\x88\x01\x01\x42\x08\n\x06_dtypeB\x19\n\x17_gpu_memory_utilizationB\x10\n\x0e_max_model_lenB\x0f\n\r_quantizationB\x17\n\x15_tensor_parallel_sizeB\x18\n\x16_kv_cache_memory_bytesB\x10\n\x0e_enforce_eagerB\x0f\n\r_max_num_seqs\"\xb2\x02\n\x0fLlamacppOptions\x12\x19\n\x0cn_gpu_layers\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x15\n\x08\x63tx_size\x18\x02 \x01(\rH\x01\x88\x01\x01\x12\x15\n\x08parallel\x18\x03 \x01(\rH\x02\x88\x01\x01\x12\x31\n\nflash_attn\x18\x04 \x01(\x0e\x32\x1d.switchyard.v1.FlashAttention\x12\x19\n\x0c\x63\x61\x63he_type_k\x18\x05 \x01(\tH\x03\x88\x01\x01\x12\x19\n\x0c\x63\x61\x63he_type_v\x18\x06 \x01(\tH\x04\x88\x01\x01\x12\x14\n\x07threads\x18\x07 \x01(\rH\x05\x88\x01\x01\x42\x0f\n\r_n_gpu_layersB\x0b\n\t_ctx_sizeB\x0b\n\t_parallelB\x0f\n\r_cache_type_kB\x0f\n\r_cache_type_vB\n\n\x08_threads\"\x90\x02\n\x10LoadModelRequest\x12%\n\x06\x65ngine\x18\x01 \x01(\x0e\x32\x15.switchyard.v1.Engine\x12\x12\n\nmodel_path\x18\x02 \x01(\t\x12\x19\n\x11served_model_name\x18\x03 \x01(\t\x12\x0f\n\x07\x61liases\x18\x06 \x03(\t\x12\x19\n\x0ckeep_alive_s\x18\x07 \x01(\x01H\x01\x88\x01\x01\x12*\n\x04vllm\x18\x04 \x01(\x0b\x32\x1a.switchyard.v1.VllmOptionsH\x00\x12\x32\n\x08llamacpp\x18\x05 \x01(\x0b\x32\x1e.switchyard.v1.LlamacppOptionsH\x00\x42\t\n\x07optionsB\x0f\n\r_keep_alive_s\"R\n\x04Load\x12\x18\n\x10running_requests\x18\x01 \x01(\r\x12\x18\n\x10waiting_requests\x18\x02 \x01(\r\x12\x16\n\x0ekv_cache_usage\x18\x03 \x01(\x02\"\xd7\x03\n\x0bModelStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\x12\n\nmodel_path\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.switchyard.v1.ModelState\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x15\n\rload_progress\x18\x06 \x01(\x02\x12\x14\n\x0cload_message\x18\x07 \x01(\t\x12\x15\n\rprocess_alive\x18\x08 \x01(\x08\x12!\n\x04load\x18\t \x01(\x0b\x32\x13.switchyard.v1.Load\x12\x0e\n\x06\x64\x65vice\x18\n \x01(\t\x12\x15\n\rmax_model_len\x18\x0b \x01(\r\x12\x11\n\tin_flight\x18\x0c \x01(\r\x12-\n\tloaded_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0clast_used_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0ckeep_alive_s\x18\x0f \x01(\x01\x12.\n\nexpires_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmemory_bytes\x18\x11 \x01(\x04\"\xca\x03\n\x0c\x45ngineStatus\x12%\n\x06\x65ngine\x18\x01 \x01(\x0e\x32\x15.switchyard.v1.Engine\x12(\n\x05state\x18\x02 \x01(\x0e\x32\x19.switchyard.v1.ModelState\x12\r\n\x05model\x18\x03 \x01(\t\x12\x12\n\nmodel_path\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x15\n\rload_progress\x18\x06 \x01(\x02\x12\x14\n\x0cload_message\x18\x07 \x01(\t\x12\x15\n\rprocess_alive\x18\x08 \x01(\x08\x12!\n\x04load\x18\t \x01(\x0b\x32\x13.switchyard.v1.Load\x12\x16\n\x0e\x65ngine_version\x18\n \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x0b \x01(\t\x12\x15\n\rmax_model_len\x18\x0c \x01(\r\x12\x0f\n\x07\x62\x61\x63kend\x18\r \x01(\t\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06models\x18\x0f \x03(\x0b\x32\x1a.switchyard.v1.ModelStatus\x12\x12\n\nmax_models\x18\x10 \x01(\r\x12\x10\n\x08\x61utoload\x18\x11 \x01(\x08\"\x8d\x01\n\x11LoadModelResponse\x12(\n\x05state\x18\x01 \x01(\x0e\x32\x19.switchyard.v1.ModelState\x12\x10\n\x08progress\x18\x02 \x01(\x02\x12\x0f\n\x07message\x18\x03 \x01(\t\x12+\n\x06status\x18\x04 \x01(\x0b\x32\x1b.switchyard.v1.EngineStatus\"J\n\x12UnloadModelRequest\x12%\n\x06\x65ngine\x18\x01 \x01(\x0e\x32\x15.switchyard.v1.Engine\x12\r\n\x05model\x18\x02 \x01(\t\"D\n\x13UnloadModelResponse\x12-\n\x08statuses\x18\x01 \x03(\x0b\x32\x1b.switchyard.v1.EngineStatus\"9\n\x10GetStatusRequest\x12%\n\x06\x65ngine\x18\x01 \x01(\x0e\x32\x15.switchyard.v1.Engine\"B\n\x11GetStatusResponse\x12-\n\x08statuses\x18\x01 \x03(\x0b\x32\x1b.switchyard.v1.EngineStatus\";\n\x12WatchStatusRequest\x12%\n\x06\x65ngine\x18\x01 \x01(\x0e\x32\x15.switchyard.v1.Engine\"B\n\x13WatchStatusResponse\x12+\n\x06status\x18\x01 \x01(\x0b\x32\x1b.switchyard.v1.EngineStatus\":\n\x11ListModelsRequest\x12%\n\x06\x65ngine\x18\x01 \x01(\x0e\x32\x15.switchyard.v1.Engine\"\xb3\x01\n\nModelEntry\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12%\n\x06\x65ngine\x18\x03 \x01(\x0e\x32\x15.switchyard.v1.Engine\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x12\x0e\n\x06loaded\x18\x05 \x01(\x08\x12(\n\x05state\x18\x06 \x01(\x0e\x32\x19.switchyard.v1.ModelState\x12\x14\n\x0cserved_names\x18\x07 \x03(\t\"?\n\x12ListModelsResponse\x12)\n\x06models\x18\x01 \x03(\x0b\x32\x19.switchyard.v1.ModelEntry*\x87\x01\n\nModelState\x12\x1b\n\x17MODEL_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10MODEL_STATE_IDLE\x10\x01\x12\x17\n\x13MODEL_STATE_LOADING\x10\x02\x12\x16\n\x12MODEL_STATE_LOADED\x10\x03\x12\x15\n\x11MODEL_STATE_ERROR\x10\x04*|\n\x0e\x46lashAttention\x12\x1f\n\x1b\x46LASH_ATTENTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46LASH_ATTENTION_AUTO\x10\x01\x12\x16\n\x12\x46LASH_ATTENTION_ON\x10\x02\x12\x17\n\x13\x46LASH_ATTENTION_OFF\x10\x03\x32\xac\x03\n\x07\x43ontrol\x12P\n\tLoadModel\x12\x1f.switchyard.v1.LoadModelRequest\x1a .switchyard.v1.LoadModelResponse0\x01\x12T\n\x0bUnloadModel\x12!.switchyard.v1.UnloadModelRequest\x1a\".switchyard.v1.UnloadModelResponse\x12N\n\tGetStatus\x12\x1f.switchyard.v1.GetStatusRequest\x1a .switchyard.v1.GetStatusResponse\x12V\n\x0bWatchStatus\x12!.switchyard.v1.WatchStatusRequest\x1a\".switchyard.v1.WatchStatusResponse0\x01\x12Q\n\nListModels\x12 .switchyard.v1.ListModelsRequest\x1a!.switchyard.v1.ListModelsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchyard.v1.control_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODELSTATE']._serialized_start=2306
-  _globals['_MODELSTATE']._serialized_end=2441
-  _globals['_FLASHATTENTION']._serialized_start=2443
-  _globals['_FLASHATTENTION']._serialized_end=2567
+  _globals['_MODELSTATE']._serialized_start=3003
+  _globals['_MODELSTATE']._serialized_end=3138
+  _globals['_FLASHATTENTION']._serialized_start=3140
+  _globals['_FLASHATTENTION']._serialized_end=3264
   _globals['_VLLMOPTIONS']._serialized_start=108
   _globals['_VLLMOPTIONS']._serialized_end=544
   _globals['_LLAMACPPOPTIONS']._serialized_start=547
   _globals['_LLAMACPPOPTIONS']._serialized_end=853
   _globals['_LOADMODELREQUEST']._serialized_start=856
-  _globals['_LOADMODELREQUEST']._serialized_end=1067
-  _globals['_LOAD']._serialized_start=1069
-  _globals['_LOAD']._serialized_end=1151
-  _globals['_ENGINESTATUS']._serialized_start=1154
-  _globals['_ENGINESTATUS']._serialized_end=1530
-  _globals['_LOADMODELRESPONSE']._serialized_start=1533
-  _globals['_LOADMODELRESPONSE']._serialized_end=1674
-  _globals['_UNLOADMODELREQUEST']._serialized_start=1676
-  _globals['_UNLOADMODELREQUEST']._serialized_end=1735
-  _globals['_UNLOADMODELRESPONSE']._serialized_start=1737
-  _globals['_UNLOADMODELRESPONSE']._serialized_end=1805
-  _globals['_GETSTATUSREQUEST']._serialized_start=1807
-  _globals['_GETSTATUSREQUEST']._serialized_end=1864
-  _globals['_GETSTATUSRESPONSE']._serialized_start=1866
-  _globals['_GETSTATUSRESPONSE']._serialized_end=1932
-  _globals['_WATCHSTATUSREQUEST']._serialized_start=1934
-  _globals['_WATCHSTATUSREQUEST']._serialized_end=1993
-  _globals['_WATCHSTATUSRESPONSE']._serialized_start=1995
-  _globals['_WATCHSTATUSRESPONSE']._serialized_end=2061
-  _globals['_LISTMODELSREQUEST']._serialized_start=2063
-  _globals['_LISTMODELSREQUEST']._serialized_end=2121
-  _globals['_MODELENTRY']._serialized_start=2123
-  _globals['_MODELENTRY']._serialized_end=2238
-  _globals['_LISTMODELSRESPONSE']._serialized_start=2240
-  _globals['_LISTMODELSRESPONSE']._serialized_end=2303
-  _globals['_CONTROL']._serialized_start=2570
-  _globals['_CONTROL']._serialized_end=2998
+  _globals['_LOADMODELREQUEST']._serialized_end=1128
+  _globals['_LOAD']._serialized_start=1130
+  _globals['_LOAD']._serialized_end=1212
+  _globals['_MODELSTATUS']._serialized_start=1215
+  _globals['_MODELSTATUS']._serialized_end=1686
+  _globals['_ENGINESTATUS']._serialized_start=1689
+  _globals['_ENGINESTATUS']._serialized_end=2147
+  _globals['_LOADMODELRESPONSE']._serialized_start=2150
+  _globals['_LOADMODELRESPONSE']._serialized_end=2291
+  _globals['_UNLOADMODELREQUEST']._serialized_start=2293
+  _globals['_UNLOADMODELREQUEST']._serialized_end=2367
+  _globals['_UNLOADMODELRESPONSE']._serialized_start=2369
+  _globals['_UNLOADMODELRESPONSE']._serialized_end=2437
+  _globals['_GETSTATUSREQUEST']._serialized_start=2439
+  _globals['_GETSTATUSREQUEST']._serialized_end=2496
+  _globals['_GETSTATUSRESPONSE']._serialized_start=2498
+  _globals['_GETSTATUSRESPONSE']._serialized_end=2564
+  _globals['_WATCHSTATUSREQUEST']._serialized_start=2566
+  _globals['_WATCHSTATUSREQUEST']._serialized_end=2625
+  _globals['_WATCHSTATUSRESPONSE']._serialized_start=2627
+  _globals['_WATCHSTATUSRESPONSE']._serialized_end=2693
+  _globals['_LISTMODELSREQUEST']._serialized_start=2695
+  _globals['_LISTMODELSREQUEST']._serialized_end=2753
+  _globals['_MODELENTRY']._serialized_start=2756
+  _globals['_MODELENTRY']._serialized_end=2935
+  _globals['_LISTMODELSRESPONSE']._serialized_start=2937
+  _globals['_LISTMODELSRESPONSE']._serialized_end=3000
+  _globals['_CONTROL']._serialized_start=3267
+  _globals['_CONTROL']._serialized_end=3695
 # @@protoc_insertion_point(module_scope)

@@ -39,7 +39,9 @@ class _ModelStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ModelState
     """The last load failed or the engine died; EngineStatus.error says why."""
 
 class ModelState(_ModelState, metaclass=_ModelStateEnumTypeWrapper):
-    """ModelState is the lifecycle state of an engine, as the seed API names it."""
+    """ModelState is the lifecycle state of a model (and, summed up, of an engine), as the seed API
+    names it.
+    """
 
 MODEL_STATE_UNSPECIFIED: ModelState.ValueType  # 0
 """Not known."""
@@ -246,6 +248,8 @@ class LoadModelRequest(_message.Message):
     ENGINE_FIELD_NUMBER: _builtins.int
     MODEL_PATH_FIELD_NUMBER: _builtins.int
     SERVED_MODEL_NAME_FIELD_NUMBER: _builtins.int
+    ALIASES_FIELD_NUMBER: _builtins.int
+    KEEP_ALIVE_S_FIELD_NUMBER: _builtins.int
     VLLM_FIELD_NUMBER: _builtins.int
     LLAMACPP_FIELD_NUMBER: _builtins.int
     engine: _common_pb2.Engine.ValueType
@@ -256,6 +260,14 @@ class LoadModelRequest(_message.Message):
     """
     served_model_name: _builtins.str
     """The name clients use for this model; default: the file or folder name."""
+    keep_alive_s: _builtins.float
+    """Unload the model after it has served no request for this many seconds; 0 keeps it until
+    it is unloaded or evicted. Unset: the engine's default (its keep_alive_s setting).
+    """
+    @_builtins.property
+    def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """More names the model answers to (e.g. "gpt-4o-mini"); each must be unique on the engine."""
+
     @_builtins.property
     def vllm(self) -> Global___VllmOptions:
         """Options for vLLM."""
@@ -270,22 +282,29 @@ class LoadModelRequest(_message.Message):
         engine: _common_pb2.Engine.ValueType = ...,
         model_path: _builtins.str = ...,
         served_model_name: _builtins.str = ...,
+        aliases: _abc.Iterable[_builtins.str] | None = ...,
+        keep_alive_s: _builtins.float | None = ...,
         vllm: Global___VllmOptions | None = ...,
         llamacpp: Global___LlamacppOptions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["llamacpp", b"llamacpp", "options", b"options", "vllm", b"vllm"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_keep_alive_s", b"_keep_alive_s", "keep_alive_s", b"keep_alive_s", "llamacpp", b"llamacpp", "options", b"options", "vllm", b"vllm"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "llamacpp", b"llamacpp", "model_path", b"model_path", "options", b"options", "served_model_name", b"served_model_name", "vllm", b"vllm"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_keep_alive_s", b"_keep_alive_s", "aliases", b"aliases", "engine", b"engine", "keep_alive_s", b"keep_alive_s", "llamacpp", b"llamacpp", "model_path", b"model_path", "options", b"options", "served_model_name", b"served_model_name", "vllm", b"vllm"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__keep_alive_s: _TypeAlias = _typing.Literal["keep_alive_s"]  # noqa: Y015
+    _WhichOneofArgType__keep_alive_s: _TypeAlias = _typing.Literal["_keep_alive_s", b"_keep_alive_s"]  # noqa: Y015
     _WhichOneofReturnType_options: _TypeAlias = _typing.Literal["vllm", "llamacpp"]  # noqa: Y015
     _WhichOneofArgType_options: _TypeAlias = _typing.Literal["options", b"options"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__keep_alive_s) -> _WhichOneofReturnType__keep_alive_s | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType_options) -> _WhichOneofReturnType_options | None: ...
 
 Global___LoadModelRequest: _TypeAlias = LoadModelRequest  # noqa: Y015
 
 @_typing.final
 class Load(_message.Message):
-    """Load is how busy an engine is."""
+    """Load is how busy an engine (or one model) is: its request occupancy, not model loading."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -314,8 +333,109 @@ class Load(_message.Message):
 Global___Load: _TypeAlias = Load  # noqa: Y015
 
 @_typing.final
+class ModelStatus(_message.Message):
+    """ModelStatus is the live state of one model slot of an engine."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ALIASES_FIELD_NUMBER: _builtins.int
+    MODEL_PATH_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    LOAD_PROGRESS_FIELD_NUMBER: _builtins.int
+    LOAD_MESSAGE_FIELD_NUMBER: _builtins.int
+    PROCESS_ALIVE_FIELD_NUMBER: _builtins.int
+    LOAD_FIELD_NUMBER: _builtins.int
+    DEVICE_FIELD_NUMBER: _builtins.int
+    MAX_MODEL_LEN_FIELD_NUMBER: _builtins.int
+    IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    LOADED_AT_FIELD_NUMBER: _builtins.int
+    LAST_USED_AT_FIELD_NUMBER: _builtins.int
+    KEEP_ALIVE_S_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Served model name."""
+    model_path: _builtins.str
+    """Resolved path of the model."""
+    state: Global___ModelState.ValueType
+    """Lifecycle state of this model."""
+    error: _builtins.str
+    """Why the state is ERROR (with the engine's last log lines where it has them)."""
+    load_progress: _builtins.float
+    """Load progress in [0, 1] while loading."""
+    load_message: _builtins.str
+    """What the load is doing now."""
+    process_alive: _builtins.bool
+    """Whether the model's process (llama-server child, vLLM engine core) is running."""
+    device: _builtins.str
+    """Device the model runs on ("cpu", "cuda", ...)."""
+    max_model_len: _builtins.int
+    """Context length in tokens."""
+    in_flight: _builtins.int
+    """Requests in flight through this engine service."""
+    keep_alive_s: _builtins.float
+    """Seconds of idleness after which the model is unloaded; 0: never."""
+    memory_bytes: _builtins.int
+    """Resident host memory of the model's processes, in bytes (0 when unknown)."""
+    @_builtins.property
+    def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """More names the model answers to."""
+
+    @_builtins.property
+    def load(self) -> Global___Load:
+        """How busy the model is (requests running and waiting at the engine, KV-cache use)."""
+
+    @_builtins.property
+    def loaded_at(self) -> _timestamp_pb2.Timestamp:
+        """When the model finished loading."""
+
+    @_builtins.property
+    def last_used_at(self) -> _timestamp_pb2.Timestamp:
+        """When the model last finished a request (or finished loading)."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the model will be unloaded if it stays idle; unset while busy or when it never
+        expires.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        aliases: _abc.Iterable[_builtins.str] | None = ...,
+        model_path: _builtins.str = ...,
+        state: Global___ModelState.ValueType = ...,
+        error: _builtins.str = ...,
+        load_progress: _builtins.float = ...,
+        load_message: _builtins.str = ...,
+        process_alive: _builtins.bool = ...,
+        load: Global___Load | None = ...,
+        device: _builtins.str = ...,
+        max_model_len: _builtins.int = ...,
+        in_flight: _builtins.int = ...,
+        loaded_at: _timestamp_pb2.Timestamp | None = ...,
+        last_used_at: _timestamp_pb2.Timestamp | None = ...,
+        keep_alive_s: _builtins.float = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        memory_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "last_used_at", b"last_used_at", "load", b"load", "loaded_at", b"loaded_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "device", b"device", "error", b"error", "expires_at", b"expires_at", "in_flight", b"in_flight", "keep_alive_s", b"keep_alive_s", "last_used_at", b"last_used_at", "load", b"load", "load_message", b"load_message", "load_progress", b"load_progress", "loaded_at", b"loaded_at", "max_model_len", b"max_model_len", "memory_bytes", b"memory_bytes", "model_path", b"model_path", "name", b"name", "process_alive", b"process_alive", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelStatus: _TypeAlias = ModelStatus  # noqa: Y015
+
+@_typing.final
 class EngineStatus(_message.Message):
-    """EngineStatus is the live state of one engine (one replica, when it comes from the router)."""
+    """EngineStatus is the live state of one engine (one replica, when it comes from the router).
+    The model fields describe the engine's lead model, the one loaded (or loading) most
+    recently, as the seed's single-model status did; models lists every model slot.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -333,12 +453,17 @@ class EngineStatus(_message.Message):
     MAX_MODEL_LEN_FIELD_NUMBER: _builtins.int
     BACKEND_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
+    MAX_MODELS_FIELD_NUMBER: _builtins.int
+    AUTOLOAD_FIELD_NUMBER: _builtins.int
     engine: _common_pb2.Engine.ValueType
     """Which engine."""
     state: Global___ModelState.ValueType
-    """Lifecycle state."""
+    """Summed up over the models: LOADING if any loads, else LOADED if any serves, else ERROR if
+    any failed, else IDLE.
+    """
     model: _builtins.str
-    """Served model name; empty when idle."""
+    """Served name of the lead model; empty when idle."""
     model_path: _builtins.str
     """Resolved path of the model loaded or loading."""
     error: _builtins.str
@@ -357,13 +482,23 @@ class EngineStatus(_message.Message):
     """The loaded model's context length in tokens."""
     backend: _builtins.str
     """Where this status comes from: empty from an engine, the backend address from the router."""
+    max_models: _builtins.int
+    """How many models the engine holds at most."""
+    autoload: _builtins.bool
+    """Whether a request naming a model that is not loaded, but that lies under the model roots,
+    loads it on demand.
+    """
     @_builtins.property
     def load(self) -> Global___Load:
-        """How busy it is."""
+        """How busy it is, over all its models."""
 
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp:
         """When this status last changed."""
+
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelStatus]:
+        """Every model slot, most recently loaded first."""
 
     def __init__(
         self,
@@ -382,10 +517,13 @@ class EngineStatus(_message.Message):
         max_model_len: _builtins.int = ...,
         backend: _builtins.str = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        models: _abc.Iterable[Global___ModelStatus] | None = ...,
+        max_models: _builtins.int = ...,
+        autoload: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["load", b"load", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "device", b"device", "engine", b"engine", "engine_version", b"engine_version", "error", b"error", "load", b"load", "load_message", b"load_message", "load_progress", b"load_progress", "max_model_len", b"max_model_len", "model", b"model", "model_path", b"model_path", "process_alive", b"process_alive", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["autoload", b"autoload", "backend", b"backend", "device", b"device", "engine", b"engine", "engine_version", b"engine_version", "error", b"error", "load", b"load", "load_message", b"load_message", "load_progress", b"load_progress", "max_model_len", b"max_model_len", "max_models", b"max_models", "model", b"model", "model_path", b"model_path", "models", b"models", "process_alive", b"process_alive", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -429,21 +567,25 @@ Global___LoadModelResponse: _TypeAlias = LoadModelResponse  # noqa: Y015
 
 @_typing.final
 class UnloadModelRequest(_message.Message):
-    """UnloadModelRequest asks an engine to unload its model."""
+    """UnloadModelRequest asks an engine to unload a model."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ENGINE_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
     engine: _common_pb2.Engine.ValueType
     """The engine meant (see LoadModelRequest.engine)."""
+    model: _builtins.str
+    """The model (served name or alias); empty unloads every model of the engine."""
     def __init__(
         self,
         *,
         engine: _common_pb2.Engine.ValueType = ...,
+        model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "model", b"model"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -598,6 +740,8 @@ class ModelEntry(_message.Message):
     ENGINE_FIELD_NUMBER: _builtins.int
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
     LOADED_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    SERVED_NAMES_FIELD_NUMBER: _builtins.int
     path: _builtins.str
     """Absolute path."""
     name: _builtins.str
@@ -607,7 +751,13 @@ class ModelEntry(_message.Message):
     size_bytes: _builtins.int
     """Size on disk in bytes."""
     loaded: _builtins.bool
-    """Whether it is the model loaded now."""
+    """Whether it is loaded now (under any served name)."""
+    state: Global___ModelState.ValueType
+    """Its state: IDLE (available to load), LOADING, LOADED or ERROR."""
+    @_builtins.property
+    def served_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The names it is served under while loaded or loading."""
+
     def __init__(
         self,
         *,
@@ -616,10 +766,12 @@ class ModelEntry(_message.Message):
         engine: _common_pb2.Engine.ValueType = ...,
         size_bytes: _builtins.int = ...,
         loaded: _builtins.bool = ...,
+        state: Global___ModelState.ValueType = ...,
+        served_names: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "loaded", b"loaded", "name", b"name", "path", b"path", "size_bytes", b"size_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "loaded", b"loaded", "name", b"name", "path", b"path", "served_names", b"served_names", "size_bytes", b"size_bytes", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

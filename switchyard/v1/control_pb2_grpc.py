@@ -67,19 +67,22 @@ class ControlServicer:
     """
 
     def LoadModel(self, request, context):
-        """LoadModel loads a model, replacing the one loaded, and streams progress events; the last
-        event carries the final state. The load runs inside the engine: a caller that goes away
-        does not leave it half-loaded. Errors: INVALID_ARGUMENT (bad options), NOT_FOUND (no such
-        model), PERMISSION_DENIED (path outside the model roots), ABORTED (another load is
-        running), FAILED_PRECONDITION (the model failed to load; status then says why).
+        """LoadModel loads a model into a slot of the engine and streams progress events; the last
+        event carries the final state. A model of the same served name is replaced; when the
+        engine already holds max_models models, the least recently used one is unloaded first.
+        The load runs inside the engine: a caller that goes away does not leave it half-loaded.
+        Errors: INVALID_ARGUMENT (bad options), NOT_FOUND (no such model), PERMISSION_DENIED
+        (path outside the model roots), ABORTED (another load is running), FAILED_PRECONDITION
+        (the model failed to load; status then says why), INTERNAL (an unexpected failure).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UnloadModel(self, request, context):
-        """UnloadModel unloads the model, aborting requests in flight. Unloading an idle engine is
-        not an error.
+        """UnloadModel unloads one model (or every model of the engine when none is named),
+        aborting its requests in flight; it returns once the model's processes are gone.
+        Unloading an idle engine is not an error; naming a model that is not there is NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -100,7 +103,8 @@ class ControlServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """ListModels lists the models under the configured model roots that the engine can load.
+        """ListModels lists the models under the configured model roots that the engine can load,
+        with the state of each (a catalogue: loaded, loading, or available to load).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -34,22 +34,27 @@ class ControlStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ControlAsyncStub: ...
     LoadModel: _grpc.UnaryStreamMultiCallable[_control_pb2.LoadModelRequest, _control_pb2.LoadModelResponse]
-    """LoadModel loads a model, replacing the one loaded, and streams progress events; the last
-    event carries the final state. The load runs inside the engine: a caller that goes away
-    does not leave it half-loaded. Errors: INVALID_ARGUMENT (bad options), NOT_FOUND (no such
-    model), PERMISSION_DENIED (path outside the model roots), ABORTED (another load is
-    running), FAILED_PRECONDITION (the model failed to load; status then says why).
+    """LoadModel loads a model into a slot of the engine and streams progress events; the last
+    event carries the final state. A model of the same served name is replaced; when the
+    engine already holds max_models models, the least recently used one is unloaded first.
+    The load runs inside the engine: a caller that goes away does not leave it half-loaded.
+    Errors: INVALID_ARGUMENT (bad options), NOT_FOUND (no such model), PERMISSION_DENIED
+    (path outside the model roots), ABORTED (another load is running), FAILED_PRECONDITION
+    (the model failed to load; status then says why), INTERNAL (an unexpected failure).
     """
     UnloadModel: _grpc.UnaryUnaryMultiCallable[_control_pb2.UnloadModelRequest, _control_pb2.UnloadModelResponse]
-    """UnloadModel unloads the model, aborting requests in flight. Unloading an idle engine is
-    not an error.
+    """UnloadModel unloads one model (or every model of the engine when none is named),
+    aborting its requests in flight; it returns once the model's processes are gone.
+    Unloading an idle engine is not an error; naming a model that is not there is NOT_FOUND.
     """
     GetStatus: _grpc.UnaryUnaryMultiCallable[_control_pb2.GetStatusRequest, _control_pb2.GetStatusResponse]
     """GetStatus reports the state of the engine (or, from the router, of every backend)."""
     WatchStatus: _grpc.UnaryStreamMultiCallable[_control_pb2.WatchStatusRequest, _control_pb2.WatchStatusResponse]
     """WatchStatus sends the current status at once, then every change until cancelled."""
     ListModels: _grpc.UnaryUnaryMultiCallable[_control_pb2.ListModelsRequest, _control_pb2.ListModelsResponse]
-    """ListModels lists the models under the configured model roots that the engine can load."""
+    """ListModels lists the models under the configured model roots that the engine can load,
+    with the state of each (a catalogue: loaded, loading, or available to load).
+    """
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -57,22 +62,27 @@ class ControlAsyncStub(ControlStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     LoadModel: _aio.UnaryStreamMultiCallable[_control_pb2.LoadModelRequest, _control_pb2.LoadModelResponse]  # type: ignore[assignment]
-    """LoadModel loads a model, replacing the one loaded, and streams progress events; the last
-    event carries the final state. The load runs inside the engine: a caller that goes away
-    does not leave it half-loaded. Errors: INVALID_ARGUMENT (bad options), NOT_FOUND (no such
-    model), PERMISSION_DENIED (path outside the model roots), ABORTED (another load is
-    running), FAILED_PRECONDITION (the model failed to load; status then says why).
+    """LoadModel loads a model into a slot of the engine and streams progress events; the last
+    event carries the final state. A model of the same served name is replaced; when the
+    engine already holds max_models models, the least recently used one is unloaded first.
+    The load runs inside the engine: a caller that goes away does not leave it half-loaded.
+    Errors: INVALID_ARGUMENT (bad options), NOT_FOUND (no such model), PERMISSION_DENIED
+    (path outside the model roots), ABORTED (another load is running), FAILED_PRECONDITION
+    (the model failed to load; status then says why), INTERNAL (an unexpected failure).
     """
     UnloadModel: _aio.UnaryUnaryMultiCallable[_control_pb2.UnloadModelRequest, _control_pb2.UnloadModelResponse]  # type: ignore[assignment]
-    """UnloadModel unloads the model, aborting requests in flight. Unloading an idle engine is
-    not an error.
+    """UnloadModel unloads one model (or every model of the engine when none is named),
+    aborting its requests in flight; it returns once the model's processes are gone.
+    Unloading an idle engine is not an error; naming a model that is not there is NOT_FOUND.
     """
     GetStatus: _aio.UnaryUnaryMultiCallable[_control_pb2.GetStatusRequest, _control_pb2.GetStatusResponse]  # type: ignore[assignment]
     """GetStatus reports the state of the engine (or, from the router, of every backend)."""
     WatchStatus: _aio.UnaryStreamMultiCallable[_control_pb2.WatchStatusRequest, _control_pb2.WatchStatusResponse]  # type: ignore[assignment]
     """WatchStatus sends the current status at once, then every change until cancelled."""
     ListModels: _aio.UnaryUnaryMultiCallable[_control_pb2.ListModelsRequest, _control_pb2.ListModelsResponse]  # type: ignore[assignment]
-    """ListModels lists the models under the configured model roots that the engine can load."""
+    """ListModels lists the models under the configured model roots that the engine can load,
+    with the state of each (a catalogue: loaded, loading, or available to load).
+    """
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
     """Control loads, switches and unloads models and reports live status."""
@@ -83,11 +93,13 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.LoadModelRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_control_pb2.LoadModelResponse], _abc.AsyncIterator[_control_pb2.LoadModelResponse]]:
-        """LoadModel loads a model, replacing the one loaded, and streams progress events; the last
-        event carries the final state. The load runs inside the engine: a caller that goes away
-        does not leave it half-loaded. Errors: INVALID_ARGUMENT (bad options), NOT_FOUND (no such
-        model), PERMISSION_DENIED (path outside the model roots), ABORTED (another load is
-        running), FAILED_PRECONDITION (the model failed to load; status then says why).
+        """LoadModel loads a model into a slot of the engine and streams progress events; the last
+        event carries the final state. A model of the same served name is replaced; when the
+        engine already holds max_models models, the least recently used one is unloaded first.
+        The load runs inside the engine: a caller that goes away does not leave it half-loaded.
+        Errors: INVALID_ARGUMENT (bad options), NOT_FOUND (no such model), PERMISSION_DENIED
+        (path outside the model roots), ABORTED (another load is running), FAILED_PRECONDITION
+        (the model failed to load; status then says why), INTERNAL (an unexpected failure).
         """
 
     @_abc_1.abstractmethod
@@ -96,8 +108,9 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.UnloadModelRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.UnloadModelResponse, _abc.Awaitable[_control_pb2.UnloadModelResponse]]:
-        """UnloadModel unloads the model, aborting requests in flight. Unloading an idle engine is
-        not an error.
+        """UnloadModel unloads one model (or every model of the engine when none is named),
+        aborting its requests in flight; it returns once the model's processes are gone.
+        Unloading an idle engine is not an error; naming a model that is not there is NOT_FOUND.
         """
 
     @_abc_1.abstractmethod
@@ -122,6 +135,8 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
         request: _control_pb2.ListModelsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_control_pb2.ListModelsResponse, _abc.Awaitable[_control_pb2.ListModelsResponse]]:
-        """ListModels lists the models under the configured model roots that the engine can load."""
+        """ListModels lists the models under the configured model roots that the engine can load,
+        with the state of each (a catalogue: loaded, loading, or available to load).
+        """
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -351,7 +351,10 @@ class GenerateRequest(_message.Message):
     engine: _common_pb2.Engine.ValueType
     """The engine meant; an engine refuses a request for another engine (INVALID_ARGUMENT)."""
     model: _builtins.str
-    """The served model name the caller expects; empty accepts whatever is loaded."""
+    """The model to use, by served name or alias; empty uses the engine's most recently loaded
+    model. A model that is loading is waited for; one that is not loaded but lies under the
+    model roots is loaded on demand when the engine's autoload is on.
+    """
     prompt: _builtins.str
     """Raw prompt text (the engine adds BOS where the tokenizer does)."""
     @_builtins.property
@@ -662,7 +665,7 @@ class TokenizeRequest(_message.Message):
     engine: _common_pb2.Engine.ValueType
     """The engine meant (see GenerateRequest.engine)."""
     model: _builtins.str
-    """The served model name the caller expects; empty accepts whatever is loaded."""
+    """The model, as in GenerateRequest.model."""
     text: _builtins.str
     """Plain text."""
     add_special_tokens: _builtins.bool
@@ -746,7 +749,7 @@ class DetokenizeRequest(_message.Message):
     engine: _common_pb2.Engine.ValueType
     """The engine meant (see GenerateRequest.engine)."""
     model: _builtins.str
-    """The served model name the caller expects; empty accepts whatever is loaded."""
+    """The model, as in GenerateRequest.model."""
     @_builtins.property
     def token_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """The token ids. Each must be inside the vocabulary."""
