@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +15,7 @@ from starlette.exceptions import HTTPException
 
 from gateway import errors
 from gateway.auth import require_admin, require_key
+from gateway.catalogue import model_list
 from gateway.generation import stream_response, whole_response
 from gateway.limits import RequestCounter, RequestSizeLimit
 from gateway.protocol import (
@@ -29,7 +29,6 @@ from gateway.protocol import (
 from gateway.responses import ResponseBuilder
 from gateway.settings import GatewaySettings
 from gateway.status import seed_status
-from switchyard.engines import ENGINE_NAMES, ENGINES_BY_NAME
 from switchyard.v1 import control_pb2, control_pb2_grpc, inference_pb2_grpc
 
 CHANNEL_OPTIONS = [("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
@@ -97,11 +96,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             "replicas": sorted(replicas),
         }
 
-    @app.post("/v1/models/unload", dependencies=[Depends(require_admin)], summary="Unload an engine's model")
+    @app.post("/v1/models/unload", dependencies=[Depends(require_admin)], summary="Unload a model or an engine's")
     async def unload(body: UnloadRequest, request: Request) -> dict[str, Any]:
-        request_ = control_pb2.UnloadModelRequest(engine=ENGINES_BY_NAME[body.engine])
-        answer = await router(request).control.UnloadModel(request_, timeout=120)
-        return {"status": "success", "engine": body.engine, "replicas": [s.backend for s in answer.statuses]}
+        if body.engine is None and body.model is None:
+            raise errors.ApiError(400, "unload needs engine (every model of it) or model", "engine")
+        answer = await router(request).control.UnloadModel(body.to_proto(), timeout=settings.unload_timeout_s)
+        return {
+            "status": "success",
+            "engine": body.engine,
+            "model": body.model,
+            "replicas": [s.backend for s in answer.statuses],
+        }
 
     # --- OpenAI ---------------------------------------------------------------------------
 
@@ -123,7 +128,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         if stream:
             if not builder.model:
                 builder.model = await _served_model(router(request), proto.engine)
-            return await stream_response(stub, proto, builder, include_usage, settings.request_timeout_s, route)
+            return await stream_response(stub, proto, builder, include_usage, settings, route)
         return await whole_response(stub, proto, builder, settings.request_timeout_s, request)
 
     async def _served_model(connection: Router, engine: int) -> str:
@@ -133,27 +138,21 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         names = {s.model for s in answer.statuses if s.state == control_pb2.MODEL_STATE_LOADED and s.model}
         return names.pop() if len(names) == 1 else ""
 
-    @app.get("/v1/models", dependencies=[Depends(require_key)], summary="Models loaded now")
+    async def _catalogue(connection: Router) -> list[dict[str, Any]]:
+        statuses = await connection.control.GetStatus(control_pb2.GetStatusRequest(), timeout=10)
+        available = await connection.control.ListModels(control_pb2.ListModelsRequest(), timeout=30)
+        return model_list(list(statuses.statuses), list(available.models))
+
+    @app.get("/v1/models", dependencies=[Depends(require_key)], summary="Models loaded, loading and loadable")
     async def models(request: Request) -> dict[str, Any]:
-        answer = await router(request).control.GetStatus(control_pb2.GetStatusRequest(), timeout=10)
-        served: dict[tuple[str, str], int] = {}
-        for status in answer.statuses:
-            if status.state == control_pb2.MODEL_STATE_LOADED and status.model:
-                key = (status.model, ENGINE_NAMES[status.engine])
-                served[key] = served.get(key, 0) + 1
-        created = int(time.time())
-        data = [
-            {
-                "id": name,
-                "object": "model",
-                "created": created,
-                "owned_by": "switchyard",
-                "engine": engine,
-                "replicas": n,
-            }
-            for (name, engine), n in sorted(served.items())
-        ]
-        return {"object": "list", "data": data}
+        return {"object": "list", "data": await _catalogue(router(request))}
+
+    @app.get("/v1/models/{model_id:path}", dependencies=[Depends(require_key)], summary="One model")
+    async def model(model_id: str, request: Request) -> dict[str, Any]:
+        found = [entry for entry in await _catalogue(router(request)) if entry["id"] == model_id]
+        if not found:
+            raise errors.ApiError(404, f"model {model_id!r} is neither loaded nor under the model roots", "model")
+        return found[0]
 
     @app.post("/tokenize", dependencies=[Depends(require_key)], summary="Token ids of a prompt or a chat")
     async def tokenize(body: TokenizeRequest, request: Request) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from gateway import metrics
 from gateway.errors import ApiError, from_rpc_error, sse_error
 from gateway.responses import Accumulated, ResponseBuilder
+from gateway.settings import GatewaySettings
 from switchyard.engines import ENGINE_NAMES
 from switchyard.v1 import inference_pb2 as pb
 from switchyard.v1 import inference_pb2_grpc
@@ -70,27 +71,39 @@ async def _first_message(call: Any) -> pb.GenerateResponse | None:
     return None if message is grpc.aio.EOF else message
 
 
+KEEPALIVE = ": keep-alive\n\n"  # an SSE comment: clients ignore it, proxies see traffic
+
+
 async def stream_response(
     stub: inference_pb2_grpc.InferenceAsyncStub,
     request: pb.GenerateRequest,
     builder: ResponseBuilder,
     include_usage: bool,
-    timeout: float,
+    settings: GatewaySettings,
     route: str,
 ) -> StreamingResponse:
+    """An SSE response. An error before the first message is a plain HTTP error, unless the
+    first message takes longer than ``stream_keepalive_s`` (a model loading on demand): then
+    the stream starts with keep-alive comments and a later error goes in-band."""
     clock = LatencyClock(ENGINE_NAMES.get(request.engine))
-    call = stub.Generate(request, timeout=timeout)
+    call = stub.Generate(request, timeout=settings.request_timeout_s)
+    first_read = asyncio.ensure_future(_first_message(call))
     try:
-        first = await _first_message(call)
+        await asyncio.wait({first_read}, timeout=settings.stream_keepalive_s)
+        first = first_read.result() if first_read.done() else None
     except BaseException:
+        first_read.cancel()
         call.cancel()
         raise
 
     async def events() -> AsyncIterator[str]:
         try:
+            while not first_read.done():
+                yield KEEPALIVE
+                await asyncio.wait({first_read}, timeout=settings.stream_keepalive_s)
+            message = first if first is not None else first_read.result()
             if builder.chat:
                 yield _sse(builder.chunk(None, None, first=True))
-            message = first
             while message is not None:
                 if message.HasField("delta"):
                     clock.delta()
@@ -103,12 +116,13 @@ async def stream_response(
                 read: Any = await call.read()
                 message = None if read is grpc.aio.EOF else read
             yield "data: [DONE]\n\n"
-        except grpc.aio.AioRpcError as exc:
-            error = from_rpc_error(exc)
+        except (grpc.aio.AioRpcError, ApiError) as exc:
+            error = from_rpc_error(exc) if isinstance(exc, grpc.aio.AioRpcError) else exc
             metrics.ERRORS.labels(route, str(error.status)).inc()
             logger.warning("stream failed after it started: %s", error.message)
             yield sse_error(error)
         finally:
+            first_read.cancel()
             call.cancel()  # a no-op when finished; otherwise the client left: stop the engine
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -190,6 +190,10 @@ class LoadRequest(BaseModel):
     model_path: str
     engine: EngineName
     served_model_name: str | None = None
+    aliases: list[str] = Field(default_factory=list, max_length=16, description="more names the model answers to")
+    keep_alive_s: float | None = Field(
+        None, ge=0, description="unload after this many idle seconds (0: never; unset: the engine's default)"
+    )
     # vLLM (the seed's three first, with its defaults applied by the engine)
     dtype: str | None = None
     gpu_memory_utilization: float | None = None
@@ -217,8 +221,13 @@ class LoadRequest(BaseModel):
 
     def to_proto(self) -> control_pb2.LoadModelRequest:
         request = control_pb2.LoadModelRequest(
-            engine=engine_kind(self.engine), model_path=self.model_path, served_model_name=self.served_model_name or ""
+            engine=engine_kind(self.engine),
+            model_path=self.model_path,
+            served_model_name=self.served_model_name or "",
+            aliases=self.aliases,
         )
+        if self.keep_alive_s is not None:
+            request.keep_alive_s = self.keep_alive_s
         if self.engine == "vllm":
             request.vllm.trust_remote_code = self.trust_remote_code
             for name in VLLM_FIELDS:
@@ -235,9 +244,16 @@ class LoadRequest(BaseModel):
 
 
 class UnloadRequest(BaseModel):
+    """POST /v1/models/unload: the seed's ``engine`` unloads every model of that engine;
+    ``model`` unloads one model (on the engine given, or wherever it is loaded)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    engine: EngineName
+    engine: EngineName | None = None
+    model: str | None = None
+
+    def to_proto(self) -> control_pb2.UnloadModelRequest:
+        return control_pb2.UnloadModelRequest(engine=engine_kind(self.engine), model=self.model or "")
 
 
 class TokenizeRequest(BaseModel):

@@ -22,6 +22,10 @@ class GatewaySettings(ServiceSettings):
     max_request_bytes: int = Field(1024 * 1024, gt=0, description="largest request body accepted (413 above)")
     request_timeout_s: float = Field(600.0, gt=0, description="deadline of a generation request")
     load_timeout_s: float = Field(1800.0, gt=0, description="deadline of a model load")
+    unload_timeout_s: float = Field(120.0, gt=0, description="deadline of a model unload")
+    stream_keepalive_s: float = Field(
+        10.0, gt=0, description="a stream with no output yet (a model loading) sends an SSE comment this often"
+    )
 
     @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod

@@ -1,13 +1,16 @@
 """The seed's ``/v1/status`` shape, aggregated over the replicas the router reports.
 
 Per engine: ``loading`` if any replica loads, else ``loaded`` if any serves, else ``error`` if
-any failed (or the engine has no backend), else ``idle``. The seed's fields come first and
-keep their names; the rest (progress, error, load, replicas) are additions.
+any failed (or the engine has no backend), else ``idle``; ``model`` is the model loaded (or
+loading) most recently. The seed's fields come first and keep their names; the rest
+(progress, error, load, replicas, and ``models``: every model of every replica) are additions.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from switchyard.engines import ENGINE_NAMES
 from switchyard.v1 import control_pb2
@@ -34,8 +37,39 @@ def replica_json(status: control_pb2.EngineStatus) -> dict[str, Any]:
         "waiting": status.load.waiting_requests,
         "kv_cache_usage": round(status.load.kv_cache_usage, 4),
         "engine_version": status.engine_version or None,
+        "max_models": status.max_models,
+        "autoload": status.autoload,
         "device": status.device or None,
         "max_model_len": status.max_model_len or None,
+    }
+
+
+def _when(stamp: Timestamp) -> str | None:
+    return stamp.ToJsonString() if stamp.seconds or stamp.nanos else None
+
+
+def model_json(model: control_pb2.ModelStatus, backend: str) -> dict[str, Any]:
+    return {
+        "model": model.name,
+        "aliases": list(model.aliases),
+        "backend": backend,
+        "status": STATES.get(model.state, "error"),
+        "model_path": model.model_path or None,
+        "progress": round(model.load_progress, 3),
+        "message": model.load_message or None,
+        "error": model.error or None,
+        "process_alive": model.process_alive,
+        "in_flight": model.in_flight,
+        "running": model.load.running_requests,
+        "waiting": model.load.waiting_requests,
+        "kv_cache_usage": round(model.load.kv_cache_usage, 4),
+        "max_model_len": model.max_model_len or None,
+        "device": model.device or None,
+        "memory_bytes": model.memory_bytes,
+        "loaded_at": _when(model.loaded_at),
+        "last_used_at": _when(model.last_used_at),
+        "keep_alive_s": model.keep_alive_s,
+        "expires_at": _when(model.expires_at),
     }
 
 
@@ -60,6 +94,7 @@ def engine_json(name: str, statuses: list[control_pb2.EngineStatus]) -> dict[str
     body["running"] = sum(s.load.running_requests for s in statuses)
     body["waiting"] = sum(s.load.waiting_requests for s in statuses)
     body["replicas"] = [replica_json(s) for s in statuses]
+    body["models"] = [model_json(m, s.backend) for s in statuses for m in s.models]
     return body
 
 

@@ -38,9 +38,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="dtype for vLLM's model (default: float32 without a GPU, the seed's bfloat16 with one)",
     )
+    up.add_argument("--max-models", type=int, default=1, help="models each engine holds at once (LRU eviction)")
+    up.add_argument("--no-autoload", action="store_true", help="do not load a requested model on demand")
     up.add_argument("--no-load", action="store_true", help="start idle; load models through the API")
     up.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
+
+
+def vllm_dtype(args: argparse.Namespace) -> str:
+    """float32 without a GPU (vLLM's CPU build), the seed's bfloat16 with one."""
+    return str(args.vllm_dtype or ("bfloat16" if shutil.which("nvidia-smi") else "float32"))
 
 
 def build_parts(args: argparse.Namespace, engines: list[str]) -> list[Part]:
@@ -52,6 +59,9 @@ def build_parts(args: argparse.Namespace, engines: list[str]) -> list[Part]:
         port = args.llamacpp_port if engine == "llamacpp" else args.vllm_port
         address = f"127.0.0.1:{port}"
         argv = [python, "-m", f"services.engine_{engine}", "--port", str(port), "--model-roots", str(args.models)]
+        argv += ["--max-models", str(args.max_models)] + (["--no-autoload"] if args.no_autoload else [])
+        if engine == "vllm":
+            argv += ["--default-dtype", vllm_dtype(args)]
         parts.append(Part(f"engine_{engine}", argv + common, grpc_ready(address)))
         backends.append(f"{engine}={address}")
     router = f"127.0.0.1:{args.router_port}"
@@ -64,12 +74,11 @@ def build_parts(args: argparse.Namespace, engines: list[str]) -> list[Part]:
 
 
 async def load_models(base_url: str, args: argparse.Namespace, engines: list[str]) -> None:
-    on_gpu = shutil.which("nvidia-smi") is not None
     async with httpx.AsyncClient(base_url=base_url, timeout=1800) as client:
         for engine in engines:
             body: dict[str, object] = {"engine": engine, "model_path": args.gguf if engine == "llamacpp" else args.hf}
             if engine == "vllm":
-                body["dtype"] = args.vllm_dtype or ("bfloat16" if on_gpu else "float32")
+                body["dtype"] = vllm_dtype(args)
             logger.info("loading %s on %s", body["model_path"], engine)
             answer = await client.post("/v1/models/load", json=body)
             if answer.status_code != 200:

@@ -5,7 +5,7 @@ generated here from a seed: the same float32 weights are written as safetensors 
 as GGUF (for llama.cpp), with one byte-level BPE tokenizer (it round-trips Japanese) and one
 chat template, so both engines tokenize and decode greedily to the same token ids.
 
-Usage: ``python -m switchyard.demo_model --out DIR [--seed N] [--force]``.
+Usage: ``python -m switchyard.demo_model --out DIR [--seed N] [--name NAME] [--force]``.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ def _gguf_tensors(cfg: DemoConfig, w: dict[str, np.ndarray]) -> dict[str, np.nda
     return out
 
 
-def write_gguf(path: Path, cfg: DemoConfig, tok: Tokenizer, weights: dict[str, np.ndarray]) -> None:
+def write_gguf(path: Path, cfg: DemoConfig, tok: Tokenizer, weights: dict[str, np.ndarray], name: str = NAME) -> None:
     """Write the same model as an f32 GGUF; llama.cpp's converter rejects our unknown BPE."""
     model = json.loads(tok.to_str())["model"]
     vocab: dict[str, int] = model["vocab"]
@@ -199,7 +199,7 @@ def write_gguf(path: Path, cfg: DemoConfig, tok: Tokenizer, weights: dict[str, n
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
     types = [gguf.TokenType.CONTROL if t in SPECIAL_TOKENS else gguf.TokenType.NORMAL for t in tokens]
     wr = gguf.GGUFWriter(str(path), "llama")
-    wr.add_name(NAME)
+    wr.add_name(name)
     wr.add_file_type(gguf.LlamaFileType.ALL_F32)
     wr.add_vocab_size(cfg.vocab_size)
     wr.add_context_length(cfg.max_position_embeddings)
@@ -239,14 +239,15 @@ def _is_current(folder: Path, gguf_path: Path, want: dict[str, int]) -> bool:
     return gguf_path.is_file() and {k: stored.get(k) for k in want} == want
 
 
-def make_demo_model(out: Path, seed: int = 0, force: bool = False) -> tuple[Path, Path]:
-    """Write ``out/switchyard-demo/`` and ``out/switchyard-demo.gguf`` unless already there.
+def make_demo_model(out: Path, seed: int = 0, force: bool = False, name: str = NAME) -> tuple[Path, Path]:
+    """Write ``out/NAME/`` and ``out/NAME.gguf`` unless already there (another ``seed`` and
+    ``name`` make a second model with other weights and the same tokenizer).
 
     Both are built in a temporary place and moved in, the folder with its marker (seed, format)
     last, so an interrupted run never leaves a half model that looks complete, and a concurrent
     run that wins the race is accepted.
     """
-    folder, gguf_path = out / NAME, out / f"{NAME}.gguf"
+    folder, gguf_path = out / name, out / f"{name}.gguf"
     want = {"seed": seed, "format": FORMAT_VERSION}
     if not force and _is_current(folder, gguf_path, want):
         return folder, gguf_path
@@ -254,14 +255,14 @@ def make_demo_model(out: Path, seed: int = 0, force: bool = False) -> tuple[Path
     tok = build_tokenizer()
     cfg = DemoConfig(vocab_size=tok.get_vocab_size())
     weights = init_weights(cfg, seed)
-    with tempfile.TemporaryDirectory(dir=out, prefix=f".{NAME}-") as tmp:
-        write_hf(Path(tmp) / NAME, cfg, tok, weights)
-        write_gguf(Path(tmp) / "model.gguf", cfg, tok, weights)
-        _write_json(Path(tmp) / NAME / MARKER, {**want, "config": asdict(cfg)})
+    with tempfile.TemporaryDirectory(dir=out, prefix=f".{name}-") as tmp:
+        write_hf(Path(tmp) / name, cfg, tok, weights)
+        write_gguf(Path(tmp) / "model.gguf", cfg, tok, weights, name)
+        _write_json(Path(tmp) / name / MARKER, {**want, "config": asdict(cfg)})
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(Path(tmp) / "model.gguf", gguf_path)
         try:
-            os.replace(Path(tmp) / NAME, folder)
+            os.replace(Path(tmp) / name, folder)
         except OSError:
             if not _is_current(folder, gguf_path, want):
                 raise
@@ -273,9 +274,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=Path("models"), help="default ./models")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", default=NAME, help=f"model name (default {NAME})")
     parser.add_argument("--force", action="store_true", help="rebuild even if present")
     args = parser.parse_args(argv)
-    folder, gguf_path = make_demo_model(args.out, args.seed, args.force)
+    folder, gguf_path = make_demo_model(args.out, args.seed, args.force, args.name)
     print(f"Hugging Face folder: {folder}\nGGUF: {gguf_path}")
 
 

@@ -49,6 +49,12 @@ class ResourceExhausted(EngineError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class Internal(EngineError):
+    """An unexpected failure whose cause is logged; the client gets INTERNAL and a summary."""
+
+    code = grpc.StatusCode.INTERNAL
+
+
 class Conflict(EngineError):
     """A concurrent operation (a second load) collides with one in progress."""
 

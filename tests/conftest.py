@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from switchyard.demo_model import make_demo_model
 from tests.helpers import ROOT
 
 DEMO_NAME = "switchyard-demo"
+SECOND = "switchyard-demo-b"  # a second demo model: another seed, other weights
 
 
 @pytest.fixture(scope="session")
@@ -35,4 +37,19 @@ def model_root(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -
     outside.mkdir()
     shutil.copy2(demo_model_dir / f"{DEMO_NAME}.gguf", outside / "secret.gguf")
     (root / "escape.gguf").symlink_to(outside / "secret.gguf")
+    return root
+
+
+@pytest.fixture(scope="session")
+def two_model_root(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Path:
+    """The demo model, a second one (seed 1) and a corrupt model of each kind."""
+    root = tmp_path_factory.mktemp("two-models")
+    shutil.copy2(demo_model_dir / f"{DEMO_NAME}.gguf", root / f"{DEMO_NAME}.gguf")
+    shutil.copytree(demo_model_dir / DEMO_NAME, root / DEMO_NAME)
+    make_demo_model(root, seed=1, name=SECOND)
+    (root / "broken.gguf").write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 64)
+    broken = root / "broken"
+    shutil.copytree(demo_model_dir / DEMO_NAME, broken)
+    for weights in broken.glob("*.safetensors"):
+        weights.write_bytes(b"\x00" * 64)
     return root

@@ -38,20 +38,24 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str, interva
 
 
 class StatusFollower:
-    """Collects WatchStatus events in a thread until a state is reached (or the stream ends)."""
+    """Collects WatchStatus events in a thread until a state is reached (or the stream ends);
+    with ``after``, until it is reached after that other state was seen."""
 
-    def __init__(self, watch: Any, until_state: int) -> None:
+    def __init__(self, watch: Any, until_state: int, after: int | None = None) -> None:
         self.watch = watch
         self.until_state = until_state
+        self.after = after
         self.seen: list[Any] = []
         self._thread = threading.Thread(target=self._follow, daemon=True)
         self._thread.start()
 
     def _follow(self) -> None:
+        passed = self.after is None
         with contextlib.suppress(grpc.RpcError):
             for event in self.watch:
                 self.seen.append(event.status)
-                if event.status.state == self.until_state:
+                passed = passed or event.status.state == self.after
+                if passed and event.status.state == self.until_state:
                     return
 
     def join(self, timeout: float) -> list[Any]:

@@ -55,8 +55,8 @@ class LlamaServerProcess:
     def last_log(self, lines: int = 12) -> str:
         return "\n".join(list(self.log_tail)[-lines:])
 
-    async def start(self, http: httpx.AsyncClient, timeout_s: float) -> None:
-        """Spawn and wait until ``/health`` answers 200; raise ChildExited or TimeoutError."""
+    async def spawn(self) -> None:
+        """Start the child; ``wait_healthy`` then waits until it serves."""
         logger.info("starting %s %s", self.binary, " ".join(self.args))
         # tied_to_parent: the kernel kills llama-server if this service dies, even by SIGKILL,
         # so no orphan keeps the model's memory
@@ -68,6 +68,9 @@ class LlamaServerProcess:
             start_new_session=True,  # its own process group, so stop() reaches any helpers
         )
         self._log_task = asyncio.create_task(self._pump_log(), name=f"llama-server {self.port} log")
+
+    async def wait_healthy(self, http: httpx.AsyncClient, timeout_s: float) -> None:
+        """Wait until ``/health`` answers 200; raise ChildExited or TimeoutError."""
         async with asyncio.timeout(timeout_s):
             while True:
                 if not self.alive:

@@ -18,8 +18,4 @@ class LlamacppSettings(EngineSettings):
     parallel: int = Field(8, ge=1, le=256, description="default parallel slots")
     startup_timeout_s: float = Field(300.0, gt=0, description="how long a model may take to load")
     stop_grace_s: float = Field(5.0, ge=0, description="SIGTERM to SIGKILL delay for the child")
-    restart_on_crash: bool = Field(True, description="restart llama-server with the same model")
-    max_restarts: int = Field(5, ge=0, description="restarts allowed per restart window")
-    restart_window_s: float = Field(300.0, gt=0, description="window for max_restarts")
-    restart_backoff_s: float = Field(1.0, ge=0, description="delay before the first restart")
     load_model: str | None = Field(None, description="model to load at start (path in a root)")

@@ -48,14 +48,19 @@ def model_max_len(path: Path) -> int | None:
 
 
 def engine_args(
-    path: Path, served_name: str, opts: control_pb2.VllmOptions, on_cpu: bool, cpu_kv_cache_bytes: int
+    path: Path,
+    served_name: str,
+    opts: control_pb2.VllmOptions,
+    on_cpu: bool,
+    cpu_kv_cache_bytes: int,
+    default_dtype: str = DEFAULT_DTYPE,
 ) -> AsyncEngineArgs:
     """vLLM engine arguments for a load; raises InvalidArgument for bad options.
 
     max_model_len defaults to 8192 as in the seed, capped at the checkpoint's own length so a
     small model loads with defaults; an explicit value is passed through for vLLM to judge.
     """
-    dtype = opts.dtype if opts.HasField("dtype") else DEFAULT_DTYPE
+    dtype = opts.dtype if opts.HasField("dtype") else default_dtype
     if dtype not in DTYPES:
         raise InvalidArgument(f"vllm.dtype {dtype!r} is not one of {', '.join(sorted(DTYPES))}")
     utilization = (
@@ -99,10 +104,13 @@ def sampling_params(params: GenerationParams, prompt_len: int, max_model_len: in
     """vLLM SamplingParams streaming deltas; unset fields keep vLLM's defaults."""
     if prompt_len >= max_model_len:
         raise InvalidArgument(f"the prompt has {prompt_len} tokens; the model's context length is {max_model_len}")
+    max_tokens = params.max_tokens if params.max_tokens is not None else max_model_len - prompt_len
+    if params.min_tokens > max_tokens:
+        raise InvalidArgument(f"min_tokens {params.min_tokens} exceeds the {max_tokens} tokens the context leaves")
     kwargs: dict[str, Any] = {
         "n": 1,
         "output_kind": RequestOutputKind.DELTA,
-        "max_tokens": params.max_tokens if params.max_tokens is not None else max_model_len - prompt_len,
+        "max_tokens": max_tokens,
         "ignore_eos": params.ignore_eos,
         "min_tokens": params.min_tokens,
         "stop": params.stop or None,

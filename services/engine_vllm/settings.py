@@ -13,4 +13,6 @@ class VllmSettings(EngineSettings):
         512 * 1024**2, gt=0, description="KV-cache size on CPU when a load does not give one"
     )
     load_model: str | None = Field(None, description="model folder to load at start (path in a root)")
-    load_dtype: str | None = Field(None, description="dtype for the model loaded at start")
+    default_dtype: str = Field(
+        "bfloat16", description="dtype of a load that gives none (at start, on demand); the seed's bfloat16"
+    )

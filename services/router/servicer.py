@@ -15,9 +15,11 @@ from typing import TypeVar
 import grpc
 
 from services.router.backends import Backend, BackendPool
+from services.router.catalogue import Catalogue
 from services.router.picker import choose, eligible
 from switchyard.engines import engine_name
-from switchyard.errors import Context, InvalidArgument, Unavailable, grpc_errors
+from switchyard.errors import Context, InvalidArgument, NotFound, Unavailable, grpc_errors
+from switchyard.model_status import model_in
 from switchyard.v1 import common_pb2, control_pb2, control_pb2_grpc, inference_pb2, inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -33,9 +35,10 @@ def _timeout(context: Context) -> float | None:
 
 
 class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.ControlServicer):
-    def __init__(self, pool: BackendPool, rng: random.Random | None = None) -> None:
+    def __init__(self, pool: BackendPool, rng: random.Random | None = None, catalogue: Catalogue | None = None) -> None:
         self.pool = pool
         self.rng = rng or random.Random()
+        self.catalogue = catalogue or Catalogue()
         self._watchers: set[asyncio.Queue[control_pb2.EngineStatus]] = set()
 
     def publish(self, backend: Backend) -> None:
@@ -43,8 +46,13 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         for queue in self._watchers:
             queue.put_nowait(backend.status)
 
-    def _pick(self, engine: common_pb2.Engine.ValueType, model: str, exclude: set[str]) -> Backend:
-        candidates = eligible(self.pool.backends(), engine, model)
+    async def _pick(self, engine: common_pb2.Engine.ValueType, model: str, exclude: set[str]) -> Backend:
+        backends = self.pool.backends()
+        try:
+            candidates = eligible(backends, engine, model)
+        except NotFound:  # held nowhere: maybe under a backend's model roots, loaded on demand
+            of_engine = self.pool.backends(engine)
+            candidates = eligible(backends, engine, model, await self.catalogue.holders(model, of_engine))
         remaining = [b for b in candidates if b.address not in exclude]
         if not remaining:
             raise Unavailable(f"every {engine_name(engine)} backend for this request failed")
@@ -60,7 +68,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         async with grpc_errors(context, "Generate"):
             tried: set[str] = set()
             while True:
-                backend = self._pick(request.engine, request.model, tried)
+                backend = await self._pick(request.engine, request.model, tried)
                 backend.outstanding += 1
                 call = backend.inference.Generate(request, timeout=_timeout(context))
                 started = False
@@ -89,7 +97,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
     ) -> T:
         tried: set[str] = set()
         while True:
-            backend = self._pick(engine, model, tried)
+            backend = await self._pick(engine, model, tried)
             try:
                 return await send(backend)
             except grpc.aio.AioRpcError as exc:
@@ -169,8 +177,16 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
     async def UnloadModel(
         self, request: control_pb2.UnloadModelRequest, context: Context
     ) -> control_pb2.UnloadModelResponse:
+        """Every replica of the engine, or (a model named) every replica holding that model."""
         async with grpc_errors(context, "UnloadModel"):
-            replicas = self._replicas(request.engine, "UnloadModel")
+            if request.model:
+                backends = [b for b in self.pool.backends(request.engine) if b.reachable]
+                replicas = [b for b in backends if model_in(b.status, request.model) is not None]
+                if not replicas:
+                    where = f"any {engine_name(request.engine)} backend" if request.engine else "any backend"
+                    raise NotFound(f"model {request.model!r} is not loaded on {where}")
+            else:
+                replicas = self._replicas(request.engine, "UnloadModel")
             answers = await asyncio.gather(
                 *(b.control.UnloadModel(request, timeout=_timeout(context)) for b in replicas),
                 return_exceptions=True,

@@ -68,11 +68,13 @@ def _size(path: Path) -> int:
         return 0
 
 
+def model_name(path: Path) -> str:
+    """The name a model is served and listed under by default: its file's stem or its folder."""
+    return path.stem if path.is_file() else path.name
+
+
 def list_model_entries(
-    roots: Sequence[Path],
-    engine: common_pb2.Engine.ValueType,
-    is_model: Callable[[Path], bool],
-    loaded: Path | None,
+    roots: Sequence[Path], engine: common_pb2.Engine.ValueType, is_model: Callable[[Path], bool]
 ) -> list[control_pb2.ModelEntry]:
     """The loadable models under the roots, sorted by path; symlinks out of a root are skipped,
     as a load of them would be refused."""
@@ -84,10 +86,7 @@ def list_model_entries(
         for path in resolved.rglob("*"):
             target = _resolved(path)
             if target is not None and target.is_relative_to(resolved) and is_model(path):
-                name = path.stem if path.is_file() else path.name
                 entries.append(
-                    control_pb2.ModelEntry(
-                        path=str(path), name=name, engine=engine, size_bytes=_size(path), loaded=path == loaded
-                    )
+                    control_pb2.ModelEntry(path=str(path), name=model_name(path), engine=engine, size_bytes=_size(path))
                 )
     return sorted(entries, key=lambda entry: entry.path)

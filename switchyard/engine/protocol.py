@@ -1,71 +1,100 @@
-"""The one interface both engine adapters implement; the shared servicer sees only this.
+"""What an engine adapter implements: only what really differs between engines.
 
-Modelled on vLLM's ``EngineClient``: the transport layer (grpc servicer) depends on this
-Protocol, never on llama-server or AsyncLLM, so one servicer and one conformance suite serve
-both engines.
+Modelled on vLLM's ``EngineClient``: the shared layers depend on these Protocols, never on
+llama-server or AsyncLLM. An ``EngineAdapter`` checks a load and launches a model; a
+``RunningModel`` is one launched model. Every state transition, in-flight count, restart,
+eviction and error around them belongs to the model slots (``switchyard.engine.slot`` and
+``switchyard.engine.host``), so a third engine would not copy a state machine.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+import psutil
 
 from switchyard.engine.params import GenerationParams, TokenizeParams
-from switchyard.engine.status import StatusBoard
 from switchyard.v1 import common_pb2, control_pb2, inference_pb2
 
-
-@dataclass(frozen=True)
-class LoadSpec:
-    """A validated load request: a path inside the model roots and engine options."""
-
-    path: Path
-    served_name: str
-    request: control_pb2.LoadModelRequest
+# Called by a launch with (progress in [0, 1], what it is doing).
+Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What validation needs to know about the loaded model."""
+    """What request validation needs to know about a started model."""
 
-    name: str
     vocab_size: int
     max_model_len: int
 
 
-class Engine(Protocol):
-    kind: common_pb2.Engine.ValueType
-    board: StatusBoard
+@dataclass(frozen=True)
+class LoadSpec:
+    """A validated load: where the model is, the names it answers to, and the engine's launch
+    arguments, built once by ``EngineAdapter.launch_args``."""
+
+    path: Path
+    name: str
+    aliases: tuple[str, ...]
+    keep_alive_s: float  # 0: never unloaded for idleness
+    request: control_pb2.LoadModelRequest
+    launch: Any
 
     @property
-    def model(self) -> ModelInfo | None:
-        """The loaded model, or None when nothing is loaded."""
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
 
-    def prepare_load(self, request: control_pb2.LoadModelRequest) -> LoadSpec:
-        """Validate a load request (path confinement, options) without side effects."""
 
-    async def load(self, spec: LoadSpec) -> None:
-        """Load the model, replacing any loaded one; progress goes to ``board``."""
+class RunningModel(Protocol):
+    """One launched model: its engine instance and the processes holding it."""
 
-    async def unload(self) -> None:
-        """Unload the model, aborting requests in flight; a no-op when idle."""
+    device: str
 
-    async def refresh_load(self) -> None:
-        """Update the load figures on ``board`` from the engine's own counters."""
+    def processes(self) -> list[psutil.Process]:
+        """The OS processes that hold this model (stopped means all of them are gone)."""
+
+    async def ready(self, progress: Progress) -> ModelInfo:
+        """Wait until the model serves (health, warm-up); raise if it cannot."""
+
+    async def failed(self) -> str:
+        """Return, with the reason, when the model's engine dies on its own."""
+
+    async def occupancy(self) -> control_pb2.Load:
+        """Requests running and waiting in the engine, and KV-cache use."""
 
     def generate(self, params: GenerationParams) -> AsyncIterator[inference_pb2.GenerateResponse]:
         """Stream deltas then one Finished; closing the iterator aborts the request."""
 
     async def tokenize(self, params: TokenizeParams) -> inference_pb2.TokenizeResponse:
-        """Token ids (and pieces) with the loaded model's tokenizer."""
+        """Token ids (and pieces) with the model's tokenizer."""
 
     async def detokenize(self, token_ids: list[int]) -> str:
         """Text of token ids."""
 
-    def list_models(self) -> list[control_pb2.ModelEntry]:
-        """Models under the model roots this engine can load."""
+    async def stop(self) -> None:
+        """End requests in flight (they finish ABORTED) and stop the engine instance."""
 
-    async def shutdown(self) -> None:
-        """Abort requests and release the model and any child process."""
+
+class EngineAdapter(Protocol):
+    kind: common_pb2.Engine.ValueType
+    version: str
+
+    def is_model(self, path: Path) -> bool:
+        """Whether ``path`` is a model this engine can load (a GGUF file, an HF folder)."""
+
+    def model_path(self, path: Path, shown: str) -> Path:
+        """The file or folder to load for a resolved path (``shown`` as the user wrote it);
+        InvalidArgument when it is not a model this engine loads."""
+
+    def launch_args(self, path: Path, name: str, request: control_pb2.LoadModelRequest) -> Any:
+        """Check the load's options and build the engine's launch arguments; raise
+        InvalidArgument before anything is stopped or started."""
+
+    async def launch(self, spec: LoadSpec, progress: Progress) -> RunningModel:
+        """Start the model's engine instance; clean up after itself if it raises."""
+
+    async def close(self) -> None:
+        """Release what the adapter holds beyond its models (HTTP clients)."""

@@ -1,6 +1,6 @@
 """The live status of one engine, with change notification for WatchStatus.
 
-The engine is the single writer; any number of watchers read. Watchers always see the latest
+The engine's model host is the single writer; any number of watchers read. Watchers always see the latest
 status and never block the writer: a slow watcher skips intermediate states (as Kubernetes
 watches coalesce), but never misses the current one.
 """
@@ -39,40 +39,17 @@ class StatusBoard:
             setattr(new, name, value)
         if load is not None:
             new.load.CopyFrom(load)
-        new.updated_at.CopyFrom(self._status.updated_at)
-        if new == self._status:
+        self.publish(new)
+
+    def publish(self, status: pb.EngineStatus) -> None:
+        """Replace the status (the caller keeps no reference); notify watchers if it changed."""
+        status.updated_at.CopyFrom(self._status.updated_at)
+        if status == self._status:
             return
-        new.updated_at.GetCurrentTime()
-        self._status = new
+        status.updated_at.GetCurrentTime()
+        self._status = status
         self._changed.set()
         self._changed = asyncio.Event()
-
-    def mark_loading(self, model: str, model_path: str, message: str) -> None:
-        """Enter LOADING for a new model, clearing what belonged to the previous one."""
-        self.update(
-            state=pb.MODEL_STATE_LOADING,
-            model=model,
-            model_path=model_path,
-            error="",
-            load_progress=0.0,
-            load_message=message,
-            load=pb.Load(),
-        )
-
-    def mark_idle(self) -> None:
-        """Back to IDLE with nothing of the unloaded model left in the status."""
-        self.update(
-            state=pb.MODEL_STATE_IDLE,
-            model="",
-            model_path="",
-            error="",
-            load_progress=0.0,
-            load_message="",
-            max_model_len=0,
-            device="",
-            process_alive=False,
-            load=pb.Load(),
-        )
 
     def snapshot(self) -> tuple[pb.EngineStatus, asyncio.Event]:
         """The current status and an event that is set at the next change."""

@@ -40,7 +40,17 @@ class EngineSettings(ServiceSettings):
         default_factory=lambda: [Path("models")],
         description="folders models may be loaded from (comma-separated in the environment)",
     )
-    status_poll_s: float = Field(0.5, gt=0, description="how often the engine's load figures are refreshed")
+    status_poll_s: float = Field(0.5, gt=0, description="how often each model's occupancy figures are refreshed")
+    max_models: int = Field(1, ge=1, le=64, description="models held at once; the least recently used idle goes")
+    autoload: bool = Field(True, description="load a model under the roots when a request names it")
+    load_wait_s: float = Field(600.0, gt=0, description="how long a request waits for its model to load")
+    evict_wait_s: float = Field(30.0, ge=0, description="how long a load on demand waits for a busy model to go idle")
+    keep_alive_s: float = Field(0.0, ge=0, description="unload a model idle this long (0: never); a load may override")
+    stop_timeout_s: float = Field(30.0, gt=0, description="how long a model may take to stop before it is killed")
+    restart_on_crash: bool = Field(True, description="restart a model whose engine died, with the same options")
+    max_restarts: int = Field(5, ge=0, description="restarts allowed per restart window")
+    restart_window_s: float = Field(300.0, gt=0, description="window for max_restarts")
+    restart_backoff_s: float = Field(1.0, ge=0, description="delay before the first restart (doubles each time)")
 
     @field_validator("model_roots", mode="before")
     @classmethod

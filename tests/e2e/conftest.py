@@ -52,9 +52,16 @@ def load_body(engine: EngineUnderTest) -> dict[str, object]:
     return body
 
 
-def start_stack(model_root: Path, logs: Path, gateway_args: list[str] | None = None) -> Stack:
+def start_stack(
+    model_root: Path,
+    logs: Path,
+    gateway_args: list[str] | None = None,
+    engine_args: dict[str, list[str]] | None = None,
+) -> Stack:
     engines = {
-        e.name: ServiceProcess(e.module, ["--model-roots", str(model_root)], logs / f"{e.name}.log").start()
+        e.name: ServiceProcess(
+            e.module, ["--model-roots", str(model_root), *(engine_args or {}).get(e.name, [])], logs / f"{e.name}.log"
+        ).start()
         for e in E2E_ENGINES
     }
     backends = ",".join(f"{name}={service.address}" for name, service in engines.items())

@@ -57,7 +57,7 @@ def test_killed_child_is_seen_at_once_and_restarted(restarting: ServiceProcess) 
         pb.GenerateRequest(prompt="hi", stopping=pb.StoppingCriteria(max_tokens=4000, ignore_eos=True)), timeout=120
     )
     assert next(stream).HasField("delta")
-    follower = StatusFollower(watch, control_pb2.MODEL_STATE_LOADED)
+    follower = StatusFollower(watch, control_pb2.MODEL_STATE_LOADED, after=control_pb2.MODEL_STATE_ERROR)
     old.send_signal(signal.SIGKILL)
     with pytest.raises(grpc.RpcError) as info:
         list(stream)

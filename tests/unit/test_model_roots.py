@@ -53,10 +53,10 @@ def test_second_root_is_searched(tmp_path: Path, layout: tuple[Path, Path]) -> N
     assert resolve_model_path("b.gguf", [layout[0], other]) == other / "b.gguf"
 
 
-def test_listing_skips_what_leaves_the_root_and_marks_the_loaded_model(layout: tuple[Path, Path]) -> None:
+def test_listing_skips_what_leaves_the_root(layout: tuple[Path, Path]) -> None:
     root, _ = layout
-    entries = list_model_entries([root], common_pb2.ENGINE_LLAMACPP, lambda p: p.suffix == ".gguf", root / "a.gguf")
-    assert [(e.name, e.loaded, e.size_bytes) for e in entries] == [("a", True, 4)]  # not link-out.gguf
+    entries = list_model_entries([root], common_pb2.ENGINE_LLAMACPP, lambda p: p.suffix == ".gguf")
+    assert [(e.name, e.size_bytes) for e in entries] == [("a", 4)]  # not link-out.gguf
 
 
 def test_a_symlink_loop_is_refused_and_does_not_break_the_listing(layout: tuple[Path, Path]) -> None:
@@ -66,7 +66,7 @@ def test_a_symlink_loop_is_refused_and_does_not_break_the_listing(layout: tuple[
     (root / "dir-loop").symlink_to(root / "dir-loop")
     with pytest.raises(InvalidArgument, match="cannot be resolved"):
         resolve_model_path("loop-a.gguf", [root])
-    entries = list_model_entries([root], common_pb2.ENGINE_LLAMACPP, lambda p: p.suffix == ".gguf", None)
+    entries = list_model_entries([root], common_pb2.ENGINE_LLAMACPP, lambda p: p.suffix == ".gguf")
     assert [e.name for e in entries] == ["a"]
 
 

@@ -78,3 +78,36 @@ def test_finish_reason_names() -> None:
     from gateway.protocol import FINISH_REASONS
 
     assert FINISH_REASONS[pb.FINISH_REASON_STOP] == "stop" and FINISH_REASONS[pb.FINISH_REASON_LENGTH] == "length"
+
+
+def test_catalogue_merges_replicas_aliases_and_available_models() -> None:
+    from gateway.catalogue import model_list
+
+    loaded = control_pb2.ModelStatus(name="m", aliases=["gpt"], state=control_pb2.MODEL_STATE_LOADED)
+    loading = control_pb2.ModelStatus(name="m", state=control_pb2.MODEL_STATE_LOADING)
+    statuses = [
+        status(common_pb2.ENGINE_LLAMACPP, control_pb2.MODEL_STATE_LOADED, "m", "a", models=[loaded]),
+        status(common_pb2.ENGINE_LLAMACPP, control_pb2.MODEL_STATE_LOADING, "m", "b", models=[loading]),
+    ]
+    available = [
+        control_pb2.ModelEntry(name="m", engine=common_pb2.ENGINE_LLAMACPP),
+        control_pb2.ModelEntry(name="other", engine=common_pb2.ENGINE_VLLM),
+    ]
+    entries = {(e["id"], e["engine"]): e for e in model_list(statuses, available)}
+    assert set(entries) == {("m", "llamacpp"), ("gpt", "llamacpp"), ("other", "vllm")}
+    assert entries[("m", "llamacpp")]["state"] == "loaded" and entries[("m", "llamacpp")]["replicas"] == 2
+    assert entries[("gpt", "llamacpp")]["alias_of"] == "m"
+    assert entries[("other", "vllm")]["state"] == "available"
+
+
+def test_seed_status_lists_every_model_of_every_replica() -> None:
+    models = [
+        control_pb2.ModelStatus(name="a", state=control_pb2.MODEL_STATE_LOADED, keep_alive_s=60),
+        control_pb2.ModelStatus(name="b", state=control_pb2.MODEL_STATE_LOADING, load_progress=0.5),
+    ]
+    body = seed_status([status(common_pb2.ENGINE_VLLM, control_pb2.MODEL_STATE_LOADING, "b", "r1", models=models)])
+    assert [(m["model"], m["status"], m["backend"]) for m in body["vllm"]["models"]] == [
+        ("a", "loaded", "r1"),
+        ("b", "loading", "r1"),
+    ]
+    assert body["vllm"]["models"][0]["keep_alive_s"] == 60 and body["vllm"]["models"][0]["expires_at"] is None

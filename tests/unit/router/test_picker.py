@@ -14,12 +14,28 @@ from switchyard.v1 import common_pb2, control_pb2
 
 VLLM, LLAMA, ANY = common_pb2.ENGINE_VLLM, common_pb2.ENGINE_LLAMACPP, common_pb2.ENGINE_UNSPECIFIED
 LOADED, LOADING, IDLE = control_pb2.MODEL_STATE_LOADED, control_pb2.MODEL_STATE_LOADING, control_pb2.MODEL_STATE_IDLE
+ERROR = control_pb2.MODEL_STATE_ERROR
 
 
 def backend(
-    address: str, engine: int, state: int = LOADED, model: str = "m", reachable: bool = True, **load: int
+    address: str,
+    engine: int,
+    state: int = LOADED,
+    model: str = "m",
+    reachable: bool = True,
+    aliases: tuple[str, ...] = (),
+    autoload: bool = True,
+    **load: int,
 ) -> BackendView:
-    status = control_pb2.EngineStatus(engine=engine, state=state, model=model, load=control_pb2.Load(**load))  # type: ignore[arg-type]
+    models = [control_pb2.ModelStatus(name=model, state=state, aliases=aliases)] if state != IDLE else []  # type: ignore[arg-type]
+    status = control_pb2.EngineStatus(
+        engine=engine,  # type: ignore[arg-type]
+        state=state,  # type: ignore[arg-type]
+        model=model,
+        models=models,
+        autoload=autoload,
+        load=control_pb2.Load(**load),
+    )
     return BackendView(address=address, engine=engine, reachable=reachable, status=status)  # type: ignore[arg-type]
 
 
@@ -36,7 +52,7 @@ def test_engine_then_model_filters() -> None:
         ([backend("a", LLAMA)], VLLM, "", Unavailable, "no vllm backend is configured"),
         ([backend("a", VLLM, reachable=False)], VLLM, "", Unavailable, "no vllm backend is reachable"),
         ([backend("a", VLLM, model="x")], VLLM, "y", NotFound, "'y' is not loaded on any vllm backend"),
-        ([backend("a", VLLM, state=LOADING)], VLLM, "", Unavailable, "loading"),
+        ([backend("a", VLLM, model="x", state=ERROR)], VLLM, "x", Unavailable, "'x' is in error"),
         ([backend("a", VLLM, state=IDLE)], VLLM, "", FailedPrecondition, "no model loaded"),
         ([backend("a", VLLM, model="x"), backend("b", LLAMA, model="x")], ANY, "x", InvalidArgument, "both"),
     ],
@@ -46,6 +62,27 @@ def test_errors_name_what_is_missing(
 ) -> None:
     with pytest.raises(error, match=words):
         eligible(pool, engine, model)  # type: ignore[arg-type]
+
+
+def test_a_model_is_found_loaded_then_loading_then_loadable_on_demand() -> None:
+    loaded = backend("loaded", LLAMA, model="x", aliases=("gpt",))
+    loading = backend("loading", LLAMA, model="x", state=LOADING)
+    empty = backend("empty", LLAMA, state=IDLE)
+    assert [b.address for b in eligible([loaded, loading, empty], LLAMA, "gpt")] == ["loaded"]
+    assert [b.address for b in eligible([loading, empty], LLAMA, "x")] == ["loading"]
+    assert [b.address for b in eligible([empty], LLAMA, "x", loadable={"empty"})] == ["empty"]
+    off = backend("off", LLAMA, state=IDLE, autoload=False)
+    with pytest.raises(NotFound):
+        eligible([off], LLAMA, "x", loadable={"off"})
+    # no model named: a backend still loading is waited on
+    assert [b.address for b in eligible([loading, empty], LLAMA, "")] == ["loading"]
+
+
+def test_a_model_loadable_by_both_engines_needs_engine() -> None:
+    pool = [backend("v", VLLM, state=IDLE), backend("l", LLAMA, state=IDLE)]
+    with pytest.raises(InvalidArgument, match="both"):
+        eligible(pool, ANY, "demo", loadable={"v", "l"})
+    assert [b.address for b in eligible(pool, VLLM, "demo", loadable={"v", "l"})] == ["v"]
 
 
 def test_power_of_two_prefers_the_less_loaded() -> None:

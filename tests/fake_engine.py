@@ -1,0 +1,105 @@
+"""An in-memory engine behind the real adapter interface, for fast tests of the layers above
+it (model slots, the host, the servicer). Models are files ending in ``.fake`` under a root;
+a model "generates" the characters of its prompt back. Never a stand-in for the real-engine
+tests: those run llama-server and vLLM."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from switchyard.engine.params import GenerationParams, TokenizeParams
+from switchyard.engine.protocol import LoadSpec, ModelInfo, Progress
+from switchyard.errors import FailedPrecondition, InvalidArgument
+from switchyard.v1 import common_pb2, control_pb2, inference_pb2
+
+
+class FakeModel:
+    device = "fake"
+
+    def __init__(self, adapter: FakeAdapter, spec: LoadSpec) -> None:
+        self.adapter = adapter
+        self.spec = spec
+        self.stopped = False
+        self.died = asyncio.Event()
+        self.death = ""
+
+    def processes(self) -> list[psutil.Process]:
+        return []
+
+    async def ready(self, progress: Progress) -> ModelInfo:
+        progress(0.5, "half way")
+        await self.adapter.gate.wait()
+        if self.spec.path.read_text().startswith("fail"):
+            raise RuntimeError("the weights are rotten")
+        return ModelInfo(vocab_size=256, max_model_len=1024)
+
+    async def failed(self) -> str:
+        await self.died.wait()
+        return self.death
+
+    def die(self, reason: str) -> None:
+        self.death = reason
+        self.died.set()
+
+    async def occupancy(self) -> control_pb2.Load:
+        return control_pb2.Load()
+
+    async def generate(self, params: GenerationParams) -> AsyncIterator[inference_pb2.GenerateResponse]:
+        text = params.prompt or ""
+        for char in text[: params.max_tokens or len(text)]:
+            await asyncio.sleep(0)
+            if self.stopped:
+                break
+            yield inference_pb2.GenerateResponse(delta=inference_pb2.Delta(text=char))
+        reason = inference_pb2.FINISH_REASON_ABORTED if self.stopped else inference_pb2.FINISH_REASON_LENGTH
+        yield inference_pb2.GenerateResponse(finished=inference_pb2.Finished(reason=reason))
+
+    async def tokenize(self, params: TokenizeParams) -> inference_pb2.TokenizeResponse:
+        return inference_pb2.TokenizeResponse(token_ids=list((params.text or "").encode()))
+
+    async def detokenize(self, token_ids: list[int]) -> str:
+        return bytes(token_ids).decode(errors="replace")
+
+    async def stop(self) -> None:
+        self.stopped = True
+        self.adapter.running.remove(self)
+
+
+class FakeAdapter:
+    kind = common_pb2.ENGINE_LLAMACPP
+    version = "fake 1"
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()  # loads finish once it is set
+        self.gate.set()
+        self.launches: list[str] = []
+        self.running: list[FakeModel] = []
+
+    def is_model(self, path: Path) -> bool:
+        return path.suffix == ".fake"
+
+    def model_path(self, path: Path, shown: str) -> Path:
+        if not self.is_model(path):
+            raise InvalidArgument(f"{shown} is not a fake model")
+        return path
+
+    def launch_args(self, path: Path, name: str, request: control_pb2.LoadModelRequest) -> Any:
+        if request.llamacpp.HasField("ctx_size") and request.llamacpp.ctx_size < 16:
+            raise InvalidArgument("llamacpp.ctx_size too small")
+        return {"path": str(path)}
+
+    async def launch(self, spec: LoadSpec, progress: Progress) -> FakeModel:
+        if spec.path.read_text().startswith("refuse"):
+            raise FailedPrecondition(f"loading {spec.name} failed: refused")
+        self.launches.append(spec.name)
+        model = FakeModel(self, spec)
+        self.running.append(model)
+        return model
+
+    async def close(self) -> None:
+        pass
