@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from google.protobuf.struct_pb2 import Struct
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from gateway.json_limits import check_json
 from switchyard.engines import ENGINES_BY_NAME
 from switchyard.v1 import common_pb2, control_pb2
 from switchyard.v1 import inference_pb2 as pb
@@ -35,11 +36,21 @@ FINISH_REASONS = {
 }
 
 
+class RequestBody(BaseModel):
+    """Base of every request body: the raw JSON is checked once (gateway.json_limits)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_json(cls, data: Any) -> Any:
+        check_json(data)
+        return data
+
+
 class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class GenerationFields(BaseModel):
+class GenerationFields(RequestBody):
     """Fields shared by /v1/completions and /v1/chat/completions."""
 
     model_config = ConfigDict(extra="ignore")
@@ -182,7 +193,7 @@ FLASH_MODES = {
 }
 
 
-class LoadRequest(BaseModel):
+class LoadRequest(RequestBody):
     """POST /v1/models/load: the seed's body, plus typed options for each engine."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -243,7 +254,7 @@ class LoadRequest(BaseModel):
         return request
 
 
-class UnloadRequest(BaseModel):
+class UnloadRequest(RequestBody):
     """POST /v1/models/unload: the seed's ``engine`` unloads every model of that engine;
     ``model`` unloads one model (on the engine given, or wherever it is loaded)."""
 
@@ -256,7 +267,7 @@ class UnloadRequest(BaseModel):
         return control_pb2.UnloadModelRequest(engine=engine_kind(self.engine), model=self.model or "")
 
 
-class TokenizeRequest(BaseModel):
+class TokenizeRequest(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = None
@@ -276,7 +287,7 @@ class TokenizeRequest(BaseModel):
         return request
 
 
-class DetokenizeRequest(BaseModel):
+class DetokenizeRequest(RequestBody):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = None

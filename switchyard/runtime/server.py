@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -34,13 +35,71 @@ SERVER_OPTIONS = [
 ]
 
 
+class _Malformed:
+    """Stands for a request whose bytes did not parse; the method answers INVALID_ARGUMENT."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+async def _refuse(request: _Malformed, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed request message: {request.error}")
+
+
+class MalformedRequests(grpc.aio.ServerInterceptor):
+    """Malformed request bytes get INVALID_ARGUMENT naming the parse error, not grpc's own
+    INTERNAL "Exception deserializing request!". grpc.aio tells async generators from
+    coroutines by the handler function, so a streamed method is re-yielded through one more
+    async generator (well under a microsecond per message)."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None or handler.request_streaming:
+            return handler
+        parse = handler.request_deserializer
+
+        def deserialize(data: bytes) -> Any:
+            try:
+                return parse(data)
+            except Exception as exc:  # protobuf's DecodeError, or a UnicodeDecodeError
+                return _Malformed(exc)
+
+        serialize = handler.response_serializer
+        if handler.response_streaming:
+            stream: Any = handler.unary_stream
+
+            async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
+                if isinstance(request, _Malformed):
+                    await _refuse(request, context)
+                responses = stream(request, context)
+                try:
+                    async for response in responses:
+                        yield response
+                finally:
+                    await responses.aclose()  # a cancel or close reaches the method's own generator
+
+            return grpc.unary_stream_rpc_method_handler(unary_stream, deserialize, serialize)
+        unary: Any = handler.unary_unary
+
+        async def unary_unary(request: Any, context: Any) -> Any:
+            if isinstance(request, _Malformed):
+                await _refuse(request, context)
+            return await unary(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(unary_unary, deserialize, serialize)
+
+
 class GrpcService:
     """A grpc.aio server with health, reflection, metrics and graceful shutdown."""
 
     def __init__(self, settings: ServiceSettings, name: str) -> None:
         self.settings = settings
         self.name = name
-        self.server = grpc.aio.server(options=SERVER_OPTIONS)
+        self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[MalformedRequests()])
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._service_names: list[str] = []
