@@ -29,9 +29,8 @@ from gateway.protocol import (
 from gateway.responses import ResponseBuilder
 from gateway.settings import GatewaySettings
 from gateway.status import seed_status
+from switchyard.runtime.net import CHANNEL_OPTIONS
 from switchyard.v1 import control_pb2, control_pb2_grpc, inference_pb2_grpc
-
-CHANNEL_OPTIONS = [("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
 
 
 class Router:
@@ -55,6 +54,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         summary="One OpenAI-compatible endpoint for vLLM and llama.cpp",
         version="0.1.0",
         lifespan=lifespan,
+        responses=errors.ERROR_RESPONSES,
     )
     app.state.settings = settings
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)

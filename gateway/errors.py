@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import grpc
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 logger = logging.getLogger(__name__)
@@ -34,6 +37,7 @@ ERROR_TYPES = {
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
+    405: "invalid_request_error",
     409: "conflict_error",
     413: "request_too_large",
     422: "invalid_request_error",
@@ -45,14 +49,48 @@ ERROR_TYPES = {
 }
 
 
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: int
+
+
+class ErrorBody(BaseModel):
+    """OpenAI's error body; every 4xx and 5xx of the gateway has this shape."""
+
+    error: ErrorDetail
+
+
+# The error answers every route may give, for the OpenAPI schema (/docs).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "a bad value (the field is named in param)"),
+        (401, "a missing or invalid API key"),
+        (403, "not allowed: a path outside the model roots, or loading without an admin key"),
+        (404, "no such model, path or route"),
+        (409, "a conflict: no model loaded, or a load already running"),
+        (413, "the request body is too large"),
+        (422, "a malformed request (wrong types, missing fields)"),
+        (429, "too busy: every model busy, a queue full"),
+        (503, "the engine is loading, down or unreachable"),
+        (504, "the request's deadline passed"),
+    )
+}
+
+
 class ApiError(Exception):
     """An error the gateway itself raises, already in HTTP terms."""
 
-    def __init__(self, status: int, message: str, param: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, param: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.param = param
+        self.headers = headers
 
 
 def error_body(status: int, message: str, param: str | None = None) -> dict[str, object]:
@@ -76,7 +114,8 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> ApiError:
 
 
 def json_error(error: ApiError) -> JSONResponse:
-    return JSONResponse(error_body(error.status, error.message, error.param), status_code=error.status)
+    body = error_body(error.status, error.message, error.param)
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
 
 
 def sse_error(error: ApiError) -> str:
@@ -105,4 +144,4 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
 
 async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return json_error(ApiError(exc.status_code, str(exc.detail)))
+    return json_error(ApiError(exc.status_code, str(exc.detail), headers=exc.headers))  # e.g. 405's Allow

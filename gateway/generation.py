@@ -74,6 +74,11 @@ async def _first_message(call: Any) -> pb.GenerateResponse | None:
 KEEPALIVE = ": keep-alive\n\n"  # an SSE comment: clients ignore it, proxies see traffic
 
 
+def _check_not_aborted(finished: pb.Finished) -> None:
+    if finished.reason == pb.FINISH_REASON_ABORTED:
+        raise ApiError(503, "generation aborted: the model was unloaded or replaced while it ran; retry")
+
+
 async def stream_response(
     stub: inference_pb2_grpc.InferenceAsyncStub,
     request: pb.GenerateRequest,
@@ -109,6 +114,7 @@ async def stream_response(
                     clock.delta()
                     yield _sse(builder.chunk(message.delta, None))
                 else:
+                    _check_not_aborted(message.finished)
                     clock.finish(message.finished)
                     yield _sse(builder.chunk(None, message.finished))
                     if include_usage:
@@ -167,5 +173,6 @@ async def whole_response(
         raise from_rpc_error(exc) from None
     if answer.finished is None:
         raise ApiError(503, "the backend ended the stream without finishing")
+    _check_not_aborted(answer.finished)
     clock.finish(answer.finished)
     return JSONResponse(builder.whole(answer))

@@ -1,8 +1,8 @@
 """The gateway's middleware, as pure ASGI: Starlette's BaseHTTPMiddleware (and so
 ``@app.middleware("http")``) would hide client disconnects from streaming responses.
 
-RequestSizeLimit: a declared or actual body over the limit gets a 413 in the OpenAI error
-format before the route runs. RequestCounter: requests and errors by route and status.
+RequestSizeLimit: a declared or actual (chunked) body over the limit gets a 413 in the OpenAI
+error format before the route runs. RequestCounter: requests and errors by route and status.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from gateway import metrics
 from gateway.errors import error_body
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class RequestSizeLimit:
+    """Reads the body first (at most ``max_bytes``, declared or chunked), then hands the app a
+    receive that replays it and afterwards passes on what the client sends (a disconnect)."""
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -34,28 +33,29 @@ class RequestSizeLimit:
         if declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(send)
             return
-        seen = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
+            if message["type"] != "http.request":  # the client left before sending it all
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_bytes:
                 await self._reject(send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps(error_body(413, f"request body larger than {self.max_bytes} bytes")).encode()

@@ -29,10 +29,11 @@ def engine_kind(name: str | None) -> common_pb2.Engine.ValueType:
     return ENGINES_BY_NAME[name] if name else common_pb2.ENGINE_UNSPECIFIED
 
 
+# OpenAI's values. An ABORTED generation (its model unloaded or switched under it) has none:
+# the gateway answers it as an error (gateway.generation).
 FINISH_REASONS = {
     pb.FINISH_REASON_STOP: "stop",
     pb.FINISH_REASON_LENGTH: "length",
-    pb.FINISH_REASON_ABORTED: "abort",
 }
 
 

@@ -9,13 +9,14 @@ import shutil
 import sys
 from pathlib import Path
 
-import httpx
+import grpc
 
 from switchyard.demo_model import make_demo_model
 from switchyard.engines import ENGINES_BY_NAME
 from switchyard.llama_build import ensure_llama_server
 from switchyard.runtime.logs import configure_logging
 from switchyard.supervisor import Part, PartFailed, Supervisor, grpc_ready, http_ready
+from switchyard.v1 import control_pb2, control_pb2_grpc
 
 logger = logging.getLogger("switchyard")
 
@@ -73,16 +74,23 @@ def build_parts(args: argparse.Namespace, engines: list[str]) -> list[Part]:
     return parts
 
 
-async def load_models(base_url: str, args: argparse.Namespace, engines: list[str]) -> None:
-    async with httpx.AsyncClient(base_url=base_url, timeout=1800) as client:
+async def load_models(router: str, args: argparse.Namespace, engines: list[str]) -> None:
+    """Load the demo model on each engine through the router (not the gateway, whose API keys
+    are for clients)."""
+    async with grpc.aio.insecure_channel(router) as channel:
+        control = control_pb2_grpc.ControlStub(channel)
         for engine in engines:
-            body: dict[str, object] = {"engine": engine, "model_path": args.gguf if engine == "llamacpp" else args.hf}
+            request = control_pb2.LoadModelRequest(
+                engine=ENGINES_BY_NAME[engine], model_path=args.gguf if engine == "llamacpp" else args.hf
+            )
             if engine == "vllm":
-                body["dtype"] = vllm_dtype(args)
-            logger.info("loading %s on %s", body["model_path"], engine)
-            answer = await client.post("/v1/models/load", json=body)
-            if answer.status_code != 200:
-                raise PartFailed(f"loading on {engine} failed: {answer.text}")
+                request.vllm.dtype = vllm_dtype(args)
+            logger.info("loading %s on %s", request.model_path, engine)
+            try:
+                async for _ in control.LoadModel(request, timeout=1800):
+                    pass
+            except grpc.aio.AioRpcError as exc:
+                raise PartFailed(f"loading on {engine} failed: {exc.code().name}: {exc.details()}") from exc
 
 
 async def up(args: argparse.Namespace) -> int:
@@ -100,7 +108,7 @@ async def up(args: argparse.Namespace) -> int:
     try:
         await supervisor.start_all()
         if not args.no_load:
-            await load_models(base_url, args, engines)
+            await load_models(f"127.0.0.1:{args.router_port}", args, engines)
         example = engines[0]
         print(
             f"\nswitchyard is up: {base_url}  (OpenAPI docs: {base_url}/docs)\n"

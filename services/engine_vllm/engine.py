@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 import vllm
@@ -32,6 +32,11 @@ from switchyard.runtime.reaper import Reaper
 from switchyard.v1 import common_pb2, control_pb2, inference_pb2
 
 logger = logging.getLogger(__name__)
+# Inputs larger than this are tokenized in a worker thread, so a huge prompt cannot stall every
+# other call to the service (status included); small ones stay inline, where a thread hop
+# would cost more than the tokenizing.
+OFFLOAD_CHARS = 16 * 1024
+T = TypeVar("T")
 
 
 class SchedulerFigures:
@@ -57,6 +62,14 @@ class SchedulerFigures:
                 pass
 
         return Recorder()
+
+
+def _chat_chars(chat: ChatParams | None) -> int:
+    return sum(len(m.get("content", "")) for m in chat.messages) if chat is not None else 0
+
+
+def _input_chars(params: GenerationParams) -> int:
+    return len(params.prompt or "") + len(params.prompt_token_ids or ()) + _chat_chars(params.chat)
 
 
 def _children() -> set[int]:
@@ -202,11 +215,15 @@ class VllmModel:
         assert params.prompt is not None
         return [int(t) for t in self.engine.get_tokenizer().encode(params.prompt, add_special_tokens=True)]
 
+    async def _off_loop(self, size: int, work: Callable[[], T]) -> T:
+        """``work()``, in a worker thread when the input is large."""
+        return await asyncio.to_thread(work) if size > OFFLOAD_CHARS else work()
+
     async def generate(self, params: GenerationParams) -> AsyncIterator[inference_pb2.GenerateResponse]:
         timing = RequestClock()
         self._check_alive()
         assert self._info is not None
-        ids = self._prompt_ids(params)
+        ids = await self._off_loop(_input_chars(params), lambda: self._prompt_ids(params))
         sampling = convert.sampling_params(params, len(ids), self._info.max_model_len)
         rid = params.request_id
         self._in_flight.add(rid)
@@ -249,10 +266,14 @@ class VllmModel:
     async def tokenize(self, params: TokenizeParams) -> inference_pb2.TokenizeResponse:
         self._check_alive()
         tokenizer = self.engine.get_tokenizer()
-        if params.chat is not None:
-            ids = self._chat_ids(params.chat)
-        else:
-            ids = [int(t) for t in tokenizer.encode(params.text, add_special_tokens=params.add_special_tokens)]
+
+        def encode() -> list[int]:
+            if params.chat is not None:
+                return self._chat_ids(params.chat)
+            return [int(t) for t in tokenizer.encode(params.text, add_special_tokens=params.add_special_tokens)]
+
+        size = len(params.text or "") + _chat_chars(params.chat)
+        ids = await self._off_loop(size, encode)
         max_len = self._info.max_model_len if self._info else 0
         response = inference_pb2.TokenizeResponse(token_ids=ids, max_model_len=max_len)
         if params.return_pieces:
@@ -261,5 +282,5 @@ class VllmModel:
 
     async def detokenize(self, token_ids: list[int]) -> str:
         self._check_alive()
-        text: str = self.engine.get_tokenizer().decode(token_ids)
+        text: str = await self._off_loop(len(token_ids), lambda: self.engine.get_tokenizer().decode(token_ids))
         return text

@@ -19,11 +19,10 @@ import grpc
 from services.router.picker import BackendView
 from switchyard.engines import ENGINES_BY_NAME
 from switchyard.errors import InvalidArgument
+from switchyard.runtime.net import CHANNEL_OPTIONS
 from switchyard.v1 import common_pb2, control_pb2, control_pb2_grpc, inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
-
-CHANNEL_OPTIONS = [("grpc.keepalive_time_ms", 30_000), ("grpc.max_receive_message_length", 64 * 1024 * 1024)]
 
 
 @dataclass(frozen=True)

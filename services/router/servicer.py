@@ -34,17 +34,37 @@ def _timeout(context: Context) -> float | None:
     return None if remaining is None else max(remaining, 0.001)
 
 
+class LatestStatuses:
+    """What one WatchStatus caller has yet to be sent: the latest status per backend. A slow
+    watcher skips intermediate states but never the current one, and holds at most one
+    status per backend however far behind it falls."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, control_pb2.EngineStatus] = {}
+        self._ready = asyncio.Event()
+
+    def put(self, address: str, status: control_pb2.EngineStatus) -> None:
+        self._pending[address] = status
+        self._ready.set()
+
+    async def take(self) -> list[control_pb2.EngineStatus]:
+        await self._ready.wait()
+        self._ready.clear()
+        taken, self._pending = list(self._pending.values()), {}
+        return taken
+
+
 class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.ControlServicer):
     def __init__(self, pool: BackendPool, rng: random.Random | None = None, catalogue: Catalogue | None = None) -> None:
         self.pool = pool
         self.rng = rng or random.Random()
         self.catalogue = catalogue or Catalogue()
-        self._watchers: set[asyncio.Queue[control_pb2.EngineStatus]] = set()
+        self._watchers: set[LatestStatuses] = set()
 
     def publish(self, backend: Backend) -> None:
         """Called by the pool on every backend status change."""
-        for queue in self._watchers:
-            queue.put_nowait(backend.status)
+        for watcher in self._watchers:
+            watcher.put(backend.address, backend.status)
 
     async def _pick(self, engine: common_pb2.Engine.ValueType, model: str, exclude: set[str]) -> Backend:
         backends = self.pool.backends()
@@ -209,17 +229,17 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
     async def WatchStatus(
         self, request: control_pb2.WatchStatusRequest, context: Context
     ) -> AsyncIterator[control_pb2.WatchStatusResponse]:
-        queue: asyncio.Queue[control_pb2.EngineStatus] = asyncio.Queue()
-        self._watchers.add(queue)
+        watcher = LatestStatuses()
+        self._watchers.add(watcher)
         try:
             for backend in self.pool.backends(request.engine):
                 yield control_pb2.WatchStatusResponse(status=backend.status)
             while True:
-                status = await queue.get()
-                if request.engine in (common_pb2.ENGINE_UNSPECIFIED, status.engine):
-                    yield control_pb2.WatchStatusResponse(status=status)
+                for status in await watcher.take():
+                    if request.engine in (common_pb2.ENGINE_UNSPECIFIED, status.engine):
+                        yield control_pb2.WatchStatusResponse(status=status)
         finally:
-            self._watchers.discard(queue)
+            self._watchers.discard(watcher)
 
     async def ListModels(
         self, request: control_pb2.ListModelsRequest, context: Context

@@ -76,9 +76,12 @@ def check_name(field: str, value: str) -> str:
     return value
 
 
-def _check_range(name: str, value: float, low: float, high: float) -> None:
-    if not math.isfinite(value) or not low <= value <= high:
-        raise InvalidArgument(f"{name} must be between {low} and {high}, got {value}")
+def _check_range(name: str, value: float, low: float, high: float, above_low: bool = False) -> None:
+    """``low <= value <= high`` (``low < value`` with ``above_low``); NaN and infinities fail."""
+    inside = (low < value if above_low else low <= value) and value <= high
+    if not math.isfinite(value) or not inside:
+        bounds = f"greater than {low} and at most {high}" if above_low else f"between {low} and {high}"
+        raise InvalidArgument(f"{name} must be {bounds}, got {value}")
 
 
 def chat_from_proto(chat: pb.ChatInput) -> ChatParams:
@@ -127,18 +130,20 @@ def _input_from_proto(
 
 def _sampling_from_proto(s: pb.SamplingParams, vocab_size: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    # (low, high, low excluded); an excluded 0 rather than a tiny minimum, which float32
+    # rounding would make unreachable for a client sending that very minimum
     ranges = {
-        "temperature": (0.0, 2.0),
-        "top_p": (1e-6, 1.0),
-        "min_p": (0.0, 1.0),
-        "presence_penalty": (-2.0, 2.0),
-        "frequency_penalty": (-2.0, 2.0),
-        "repetition_penalty": (1e-6, 10.0),
+        "temperature": (0.0, 2.0, False),
+        "top_p": (0.0, 1.0, True),
+        "min_p": (0.0, 1.0, False),
+        "presence_penalty": (-2.0, 2.0, False),
+        "frequency_penalty": (-2.0, 2.0, False),
+        "repetition_penalty": (0.0, 10.0, True),
     }
-    for name, (low, high) in ranges.items():
+    for name, (low, high, above_low) in ranges.items():
         if s.HasField(name):  # type: ignore[arg-type]
             value = float(getattr(s, name))
-            _check_range(name, value, low, high)
+            _check_range(name, value, low, high, above_low)
             out[name] = value
     if s.HasField("top_k"):
         if s.top_k < -1:

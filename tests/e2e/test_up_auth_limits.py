@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -17,25 +18,32 @@ from tests.e2e.conftest import SERVED, Stack
 from tests.helpers import ROOT, ServiceProcess, wait_until
 
 
-def test_switchyard_up_serves_and_stops_everything_on_ctrl_c(model_root: Path, tmp_path: Path) -> None:
+def test_switchyard_up_with_api_keys_serves_and_stops_everything_on_ctrl_c(model_root: Path, tmp_path: Path) -> None:
+    """With keys set, up still loads its demo model (through the router) and the gateway
+    asks clients for a key."""
     port = free_port()
     ports = [str(free_port()) for _ in range(2)]
     log = (tmp_path / "up.log").open("wb")
+    env = {**os.environ, "SWITCHYARD_API_KEYS": "user-key", "SWITCHYARD_ADMIN_KEYS": "admin-key"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "switchyard", "up", "--engines", "llamacpp", "--port", str(port),
          "--router-port", ports[0], "--llamacpp-port", ports[1], "--models", str(model_root)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
     )  # fmt: skip
     try:
         body = {"prompt": "こんにちは", "engine": "llamacpp", "max_tokens": 8}
+        url = f"http://127.0.0.1:{port}/v1/completions"
 
         def answered() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"switchyard up exited with {proc.returncode}")
             try:
-                return httpx.post(f"http://127.0.0.1:{port}/v1/completions", json=body, timeout=30).status_code == 200
+                return httpx.post(url, json=body, headers={"Authorization": "Bearer user-key"}).status_code == 200
             except httpx.HTTPError:
                 return False
 
         wait_until(answered, 300, "switchyard up to answer a completion")
+        assert httpx.post(url, json=body, timeout=30).status_code == 401
         parts = psutil.Process(proc.pid).children(recursive=True)
         assert len(parts) >= 4  # engine, llama-server, router, gateway
         proc.send_signal(signal.SIGINT)

@@ -14,7 +14,7 @@ import pytest
 from switchyard.v1 import control_pb2
 from switchyard.v1 import inference_pb2 as pb
 from tests.conformance.engines import VLLM, VLLM_AVAILABLE, load_request
-from tests.helpers import ServiceProcess
+from tests.helpers import ServiceProcess, wait_until
 
 pytestmark = pytest.mark.skipif(not VLLM_AVAILABLE, reason="vLLM is not installed (make test installs it)")
 
@@ -124,3 +124,22 @@ def test_switching_models_repeatedly_leaks_nothing(service: ServiceProcess) -> N
     assert fds5 <= fds0 + 2
     assert rss5 - rss0 < 0.25 * rss0, (rss0, rss5)
     assert len(VLLM.engine_children(service)) >= 1
+
+
+def test_a_huge_prompt_does_not_stall_other_calls(service: ServiceProcess) -> None:
+    """Tokenizing 8 MiB takes seconds; meanwhile the service still answers status calls that
+    see the request in flight (a blocked event loop could answer only after it failed)."""
+    prompt = "日本語のテキスト and English words. " * (8 * 2**20 // 48)
+    request = pb.GenerateRequest(prompt=prompt, stopping=pb.StoppingCriteria(max_tokens=4))
+
+    def in_flight() -> int:
+        status = service.control.GetStatus(control_pb2.GetStatusRequest(), timeout=60).statuses[0]
+        return sum(m.in_flight for m in status.models)
+
+    with ThreadPoolExecutor(1) as pool:
+        big = pool.submit(lambda: list(service.inference.Generate(request, timeout=600)))
+        wait_until(lambda: in_flight() == 1 or big.done(), 120, "the huge request to be tokenized")
+        assert not big.done()
+        with pytest.raises(grpc.RpcError) as info:
+            big.result()
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "context length" in (info.value.details() or "")

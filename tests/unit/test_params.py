@@ -28,6 +28,11 @@ def test_temperature_zero_is_kept_as_greedy() -> None:
     assert params.temperature == 0.0
 
 
+def test_the_smallest_top_p_a_client_can_send_is_accepted() -> None:
+    params = generation_from_proto(make(sampling=pb.SamplingParams(top_p=1e-6)), VOCAB, CTX)
+    assert params.top_p is not None and 0 < params.top_p < 1e-5
+
+
 def test_top_k_disabled_values_map_to_zero() -> None:
     for value in (0, -1):
         params = generation_from_proto(make(sampling=pb.SamplingParams(top_k=value)), VOCAB, CTX)
@@ -57,8 +62,8 @@ def test_top_k_disabled_values_map_to_zero() -> None:
         (make(sampling=pb.SamplingParams(temperature=-0.1)), "temperature must be between"),
         (make(sampling=pb.SamplingParams(temperature=2.5)), "temperature must be between"),
         (make(sampling=pb.SamplingParams(temperature=float("nan"))), "temperature must be between"),
-        (make(sampling=pb.SamplingParams(top_p=0.0)), "top_p must be between"),
-        (make(sampling=pb.SamplingParams(top_p=1.5)), "top_p must be between"),
+        (make(sampling=pb.SamplingParams(top_p=0.0)), "top_p must be greater than 0.0"),
+        (make(sampling=pb.SamplingParams(top_p=1.5)), "top_p must be greater than 0.0 and at most 1.0"),
         (make(sampling=pb.SamplingParams(top_k=-2)), "top_k must be"),
         (make(sampling=pb.SamplingParams(presence_penalty=3)), "presence_penalty"),
         (make(sampling=pb.SamplingParams(logit_bias={5: 101.0})), "logit_bias[5]"),

@@ -79,3 +79,24 @@ def test_a_deeply_nested_tool_schema_is_400(client: TestClient) -> None:
     body = {"messages": [{"role": "user", "content": "x"}], "tools": [nested(16)]}
     answer = client.post("/v1/chat/completions", json=body)
     assert answer.status_code == 400 and "deeper than" in answer.json()["error"]["message"]
+
+
+def test_a_wrong_method_is_405_with_allow(client: TestClient) -> None:
+    answer = client.get("/v1/completions")
+    assert answer.status_code == 405 and answer.headers["allow"] == "POST"
+    assert answer.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_chunked_body_over_the_limit_is_413() -> None:
+    app = create_app(GatewaySettings(router="127.0.0.1:9", max_request_bytes=1000))
+    with TestClient(app) as small:
+        chunks = (b'{"prompt": "' + b"x" * 400 for _ in range(5))  # no content-length: chunked
+        answer = small.post("/v1/completions", content=chunks, headers={"content-type": "application/json"})
+    assert answer.status_code == 413 and answer.json()["error"]["code"] == 413
+
+
+def test_the_openapi_schema_lists_the_error_answers(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    answers = spec["paths"]["/v1/chat/completions"]["post"]["responses"]
+    assert {"200", "400", "401", "404", "409", "413", "422", "429", "503"} <= set(answers)
+    assert "ErrorBody" in answers["400"]["content"]["application/json"]["schema"]["$ref"]

@@ -114,3 +114,13 @@ def test_backend_specs_parse(text: str, spec: BackendSpec) -> None:
 def test_bad_backend_specs(text: str) -> None:
     with pytest.raises(InvalidArgument):
         BackendSpec.parse(text)
+
+
+async def test_a_slow_status_watcher_holds_only_the_latest_per_backend() -> None:
+    from services.router.servicer import LatestStatuses
+
+    watcher = LatestStatuses()
+    for i in range(10_000):
+        watcher.put("a", control_pb2.EngineStatus(model=f"a{i}"))
+        watcher.put("b", control_pb2.EngineStatus(model=f"b{i}"))
+    assert [s.model for s in await watcher.take()] == ["a9999", "b9999"]
