@@ -57,14 +57,14 @@ def eligible(
 
     ``loadable`` holds the addresses of backends whose model roots hold ``model``.
     """
-    name = engine_name(engine)
+    kind = "backend" if engine == common_pb2.ENGINE_UNSPECIFIED else f"{engine_name(engine)} backend"
     pool = [b for b in backends if engine in (common_pb2.ENGINE_UNSPECIFIED, b.engine)]
     if not pool:
-        raise Unavailable(f"no {name} backend is configured")
+        raise Unavailable(f"no {kind} is configured")
     live = [b for b in pool if b.reachable]
     if not live:
-        raise Unavailable(f"no {name} backend is reachable")
-    where = "any backend" if engine == common_pb2.ENGINE_UNSPECIFIED else f"any {name} backend"
+        raise Unavailable(f"no {kind} is reachable")
+    where = f"any {kind}"
     if model:
         serving = _with_model(live, model, loadable, where)
     else:

@@ -18,6 +18,7 @@ from services.router.backends import Backend, BackendPool
 from services.router.catalogue import Catalogue
 from services.router.picker import choose, eligible
 from switchyard.engines import engine_name
+from switchyard.enums import check_enums
 from switchyard.errors import Context, InvalidArgument, NotFound, Unavailable, grpc_errors
 from switchyard.model_status import model_in
 from switchyard.v1 import common_pb2, control_pb2, control_pb2_grpc, inference_pb2, inference_pb2_grpc
@@ -86,6 +87,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         self, request: inference_pb2.GenerateRequest, context: Context
     ) -> AsyncIterator[inference_pb2.GenerateResponse]:
         async with grpc_errors(context, "Generate"):
+            check_enums(request)
             tried: set[str] = set()
             while True:
                 backend = await self._pick(request.engine, request.model, tried)
@@ -129,6 +131,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         self, request: inference_pb2.TokenizeRequest, context: Context
     ) -> inference_pb2.TokenizeResponse:
         async with grpc_errors(context, "Tokenize"):
+            check_enums(request)
             return await self._unary(
                 request.engine,
                 request.model,
@@ -141,6 +144,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         self, request: inference_pb2.DetokenizeRequest, context: Context
     ) -> inference_pb2.DetokenizeResponse:
         async with grpc_errors(context, "Detokenize"):
+            check_enums(request)
             return await self._unary(
                 request.engine,
                 request.model,
@@ -164,6 +168,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
     ) -> AsyncIterator[control_pb2.LoadModelResponse]:
         """Fan out to every reachable replica of the engine; events arrive as they happen."""
         async with grpc_errors(context, "LoadModel"):
+            check_enums(request)
             replicas = self._replicas(request.engine, "LoadModel")
             events: asyncio.Queue[control_pb2.LoadModelResponse | None] = asyncio.Queue()
             failures: list[tuple[Backend, grpc.aio.AioRpcError]] = []
@@ -199,6 +204,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
     ) -> control_pb2.UnloadModelResponse:
         """Every replica of the engine, or (a model named) every replica holding that model."""
         async with grpc_errors(context, "UnloadModel"):
+            check_enums(request)
             if request.model:
                 backends = [b for b in self.pool.backends(request.engine) if b.reachable]
                 replicas = [b for b in backends if model_in(b.status, request.model) is not None]
@@ -224,11 +230,16 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         raise AssertionError("unreachable")
 
     async def GetStatus(self, request: control_pb2.GetStatusRequest, context: Context) -> control_pb2.GetStatusResponse:
-        return control_pb2.GetStatusResponse(statuses=[b.status for b in self.pool.backends(request.engine)])
+        async with grpc_errors(context, "GetStatus"):
+            check_enums(request)
+            return control_pb2.GetStatusResponse(statuses=[b.status for b in self.pool.backends(request.engine)])
+        raise AssertionError("unreachable")
 
     async def WatchStatus(
         self, request: control_pb2.WatchStatusRequest, context: Context
     ) -> AsyncIterator[control_pb2.WatchStatusResponse]:
+        async with grpc_errors(context, "WatchStatus"):
+            check_enums(request)
         watcher = LatestStatuses()
         self._watchers.add(watcher)
         try:
@@ -246,6 +257,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
     ) -> control_pb2.ListModelsResponse:
         """The models of one reachable replica per engine (replicas share model roots)."""
         async with grpc_errors(context, "ListModels"):
+            check_enums(request)
             response = control_pb2.ListModelsResponse()
             for engine in (common_pb2.ENGINE_VLLM, common_pb2.ENGINE_LLAMACPP):
                 if request.engine not in (common_pb2.ENGINE_UNSPECIFIED, engine):

@@ -13,12 +13,14 @@ import time
 from collections.abc import AsyncIterator
 
 import grpc
+from google.protobuf.message import Message
 
 from switchyard.engine import metrics
 from switchyard.engine.host import ModelHost
 from switchyard.engine.params import check_name, generation_from_proto, tokenize_from_proto
 from switchyard.engine.slot import ModelSlot
 from switchyard.engines import ENGINE_NAMES, engine_name
+from switchyard.enums import check_enums
 from switchyard.errors import Context, EngineError, InvalidArgument, grpc_errors
 from switchyard.v1 import (
     common_pb2,
@@ -50,7 +52,8 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
             asked = engine_name(engine)
             raise InvalidArgument(f"this is the {self.name} engine; the request is for {asked}")
 
-    async def _slot(self, engine: common_pb2.Engine.ValueType, model: str) -> ModelSlot:
+    async def _slot(self, request: Message, engine: common_pb2.Engine.ValueType, model: str) -> ModelSlot:
+        check_enums(request)
         self._check_engine(engine)
         return await self.host.serving(check_name("model", model))
 
@@ -64,7 +67,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         metrics.IN_FLIGHT.labels(self.name).inc()
         try:
             async with grpc_errors(context, "Generate"):
-                slot = await self._slot(request.engine, request.model)
+                slot = await self._slot(request, request.engine, request.model)
                 async with slot.use() as (running, info):
                     params = generation_from_proto(request, info.vocab_size, info.max_model_len)
                     logger.info("generate %s start (%s)", params.request_id, slot.name)
@@ -105,7 +108,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         self, request: inference_pb2.TokenizeRequest, context: Context
     ) -> inference_pb2.TokenizeResponse:
         async with grpc_errors(context, "Tokenize"):
-            slot = await self._slot(request.engine, request.model)
+            slot = await self._slot(request, request.engine, request.model)
             async with slot.use() as (running, _):
                 return await running.tokenize(tokenize_from_proto(request))
         raise AssertionError("unreachable")
@@ -114,7 +117,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         self, request: inference_pb2.DetokenizeRequest, context: Context
     ) -> inference_pb2.DetokenizeResponse:
         async with grpc_errors(context, "Detokenize"):
-            slot = await self._slot(request.engine, request.model)
+            slot = await self._slot(request, request.engine, request.model)
             async with slot.use() as (running, info):
                 ids = list(request.token_ids)
                 bad = next((t for t in ids if t >= info.vocab_size), None)
@@ -129,6 +132,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         self, request: control_pb2.LoadModelRequest, context: Context
     ) -> AsyncIterator[control_pb2.LoadModelResponse]:
         async with grpc_errors(context, "LoadModel"):
+            check_enums(request)
             self._check_engine(request.engine)
             options = request.WhichOneof("options")
             if options not in (None, self.name):  # the oneof's names are the engines' names
@@ -162,17 +166,19 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         self, request: control_pb2.UnloadModelRequest, context: Context
     ) -> control_pb2.UnloadModelResponse:
         async with grpc_errors(context, "UnloadModel"):
+            check_enums(request)
             self._check_engine(request.engine)
             await self.host.unload(request.model)
             return control_pb2.UnloadModelResponse(statuses=[self.host.board.status])
         raise AssertionError("unreachable")
 
-    def _selected(self, engine: common_pb2.Engine.ValueType) -> bool:
+    def _selected(self, request: Message, engine: common_pb2.Engine.ValueType) -> bool:
+        check_enums(request)
         return engine in (common_pb2.ENGINE_UNSPECIFIED, self.kind)
 
     async def GetStatus(self, request: control_pb2.GetStatusRequest, context: Context) -> control_pb2.GetStatusResponse:
         async with grpc_errors(context, "GetStatus"):
-            if not self._selected(request.engine):
+            if not self._selected(request, request.engine):
                 return control_pb2.GetStatusResponse()
             await self.host.refresh()
             return control_pb2.GetStatusResponse(statuses=[self.host.board.status])
@@ -182,7 +188,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         self, request: control_pb2.WatchStatusRequest, context: Context
     ) -> AsyncIterator[control_pb2.WatchStatusResponse]:
         async with grpc_errors(context, "WatchStatus"):
-            if not self._selected(request.engine):
+            if not self._selected(request, request.engine):
                 return
             async for status in self.host.board.watch():
                 yield control_pb2.WatchStatusResponse(status=status)
@@ -191,7 +197,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         self, request: control_pb2.ListModelsRequest, context: Context
     ) -> control_pb2.ListModelsResponse:
         async with grpc_errors(context, "ListModels"):
-            if not self._selected(request.engine):
+            if not self._selected(request, request.engine):
                 return control_pb2.ListModelsResponse()
             return control_pb2.ListModelsResponse(models=self.host.catalogue())
         raise AssertionError("unreachable")
