@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from google.protobuf.struct_pb2 import Struct
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from gateway.json_limits import check_json
+from switchyard.engine.params import CHAT_ROLES
 from switchyard.engines import ENGINES_BY_NAME
 from switchyard.v1 import common_pb2, control_pb2
 from switchyard.v1 import inference_pb2 as pb
@@ -22,6 +23,12 @@ EngineName = Literal["vllm", "llamacpp"]
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 TokenId = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
+def ranged(default: Any, description: str, **bounds: float) -> Any:
+    """A field whose valid range is documented in the schema (``minimum``, ``maximum``,
+    ``exclusiveMinimum``) but checked by the engines, so HTTP and gRPC clients get one message."""
+    return Field(default, description=description, json_schema_extra=bounds)  # type: ignore[arg-type]
 
 
 def engine_kind(name: str | None) -> common_pb2.Engine.ValueType:
@@ -58,20 +65,20 @@ class GenerationFields(RequestBody):
 
     model: str | None = None
     engine: EngineName | None = None
-    max_tokens: Int32 | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: Int32 | None = None
-    min_p: float | None = None
+    max_tokens: Int32 | None = ranged(None, "tokens to generate at most", minimum=1)
+    temperature: float | None = ranged(None, "0 is greedy", minimum=0, maximum=2)
+    top_p: float | None = ranged(None, "nucleus sampling", exclusiveMinimum=0, maximum=1)
+    top_k: Int32 | None = ranged(None, "0 or -1: off", minimum=-1)
+    min_p: float | None = ranged(None, "minimum probability relative to the top token", minimum=0, maximum=1)
     seed: Int64 | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    repetition_penalty: float | None = None
+    presence_penalty: float | None = ranged(None, "OpenAI's presence penalty", minimum=-2, maximum=2)
+    frequency_penalty: float | None = ranged(None, "OpenAI's frequency penalty", minimum=-2, maximum=2)
+    repetition_penalty: float | None = ranged(None, "1 is none", exclusiveMinimum=0, maximum=10)
     logit_bias: dict[TokenId, float] | None = None
-    stop: str | list[str] | None = None
+    stop: str | list[str] | None = Field(None, description="at most 16 non-empty strings")
     stop_token_ids: list[TokenId] | None = None
     ignore_eos: bool = False
-    min_tokens: Int32 | None = None
+    min_tokens: Int32 | None = ranged(None, "tokens to generate at least (vLLM)", minimum=0)
     n: int = Field(1, ge=1, le=1, description="only one choice per request")
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -111,11 +118,14 @@ class CompletionRequest(GenerationFields):
     The seed's defaults stay: 128 tokens, temperature 0.7, top_p 0.95.
     """
 
-    prompt: str | list[TokenId]
+    prompt: (
+        Annotated[str, WithJsonSchema({"type": "string", "minLength": 1})]
+        | Annotated[list[TokenId], WithJsonSchema({"type": "array", "items": {"type": "integer"}, "minItems": 1})]
+    )
     max_tokens: Int32 | None = 128
     temperature: float | None = 0.7
     top_p: float | None = 0.95
-    logprobs: Int32 | None = None
+    logprobs: Int32 | None = ranged(None, "most likely alternatives per token", minimum=0, maximum=20)
 
     def to_proto(self) -> pb.GenerateRequest:
         request = self._request(self.max_tokens, self.logprobs)
@@ -129,7 +139,7 @@ class CompletionRequest(GenerationFields):
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    role: str
+    role: Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(CHAT_ROLES)})]
     content: str | list[dict[str, Any]] | None = None
     name: str | None = None
     tool_call_id: str | None = None
@@ -145,9 +155,9 @@ class ChatCompletionRequest(GenerationFields):
     """POST /v1/chat/completions: rendered by the engine with the model's own template."""
 
     messages: list[ChatMessage]
-    max_completion_tokens: Int32 | None = None
+    max_completion_tokens: Int32 | None = ranged(None, "tokens to generate at most", minimum=1)
     logprobs: bool = False
-    top_logprobs: Int32 | None = None
+    top_logprobs: Int32 | None = ranged(None, "most likely alternatives per token", minimum=0, maximum=20)
     tools: list[dict[str, Any]] | None = None
     add_generation_prompt: bool = True
 

@@ -133,6 +133,16 @@ class ServiceProcess:
             return psutil.Process(self.proc.pid).children(recursive=True)
         return []
 
+    def kill(self) -> list[psutil.Process]:
+        """SIGKILL the service alone (as an OOM killer would); the processes it had started."""
+        assert self.proc is not None
+        children = self.children()
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+        if self.channel is not None:
+            self.channel.close()
+        return children
+
     def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM, wait; the exit code. Kills the group if it does not stop in time."""
         assert self.proc is not None
