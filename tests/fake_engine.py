@@ -67,6 +67,7 @@ class FakeModel:
 
     async def stop(self) -> None:
         self.stopped = True
+        await self.adapter.stop_gate.wait()
         self.adapter.running.remove(self)
 
 
@@ -77,6 +78,8 @@ class FakeAdapter:
     def __init__(self) -> None:
         self.gate = asyncio.Event()  # loads finish once it is set
         self.gate.set()
+        self.stop_gate = asyncio.Event()  # stops finish once it is set
+        self.stop_gate.set()
         self.launches: list[str] = []
         self.running: list[FakeModel] = []
 

@@ -104,17 +104,21 @@ class ModelHost:
 
     # --- names ----------------------------------------------------------------------------
 
+    def _live(self) -> list[ModelSlot]:
+        """Slots a request may use: every slot but those being stopped."""
+        return [slot for slot in self.slots() if not slot.removed]
+
     def find(self, name: str) -> ModelSlot | None:
         """The slot serving ``name`` (its served name or an alias)."""
         slot = self._slots.get(name)
-        if slot is not None:
+        if slot is not None and not slot.removed:
             return slot
-        return next((s for s in self.slots() if name in s.spec.names), None)
+        return next((s for s in self._live() if name in s.spec.names), None)
 
     def _default(self) -> ModelSlot | None:
         """The model a request naming none gets: the most recent that serves, else the most
         recent that will (loading or restarting), else the most recent at all (in error)."""
-        slots = self.slots()
+        slots = self._live()
         return (
             next((s for s in slots if s.state == pb.MODEL_STATE_LOADED), None)
             or next((s for s in slots if s.resident), None)
@@ -270,6 +274,7 @@ class ModelHost:
         async with asyncio.timeout(self.settings.load_wait_s) as scope:
             try:
                 while True:
+                    _, changed = self.board.snapshot()
                     slot = self.find(name) if name else self._default()
                     if slot is None:
                         if not name:
@@ -280,7 +285,7 @@ class ModelHost:
                         return slot
                     if not slot.removed:
                         raise Unavailable(f"model {slot.name!r} on the {self.engine} engine is in error: {slot.error}")
-                    # evicted or unloaded while we waited: look again
+                    await changed.wait()  # stopped while we waited: look again once the status moves on
             except TimeoutError:
                 if scope.expired():
                     what = repr(name) if name else f"the {self.engine} engine's model"

@@ -202,3 +202,24 @@ async def test_a_crashed_model_is_restarted_and_requests_wait_for_it(host: Model
     adapter_of(host).gate.set()
     assert await waiting == "hello"
     assert adapter_of(host).launches == ["a", "a"]
+
+
+@pytest.mark.timeout(60)
+async def test_a_request_during_a_switch_waits_for_the_new_model(host: ModelHost) -> None:
+    """A request arriving while the old model stops must not spin on it (it once did, starving
+    the event loop so that the stop never finished)."""
+    await explicit_load(host, "a")
+    old = host.find("a")
+    assert old is not None
+    adapter_of(host).stop_gate.clear()  # the old model's stop waits
+    _, switching = host.begin_load(load("b"))
+    while not old.removed:
+        await asyncio.sleep(0)
+    request = asyncio.ensure_future(generate(host, ""))
+    for _ in range(10):
+        await asyncio.sleep(0)  # the loop still runs: the request waits, it does not spin
+    assert not request.done()
+    adapter_of(host).stop_gate.set()
+    await switching
+    assert await asyncio.wait_for(request, 10) == "hello"
+    assert states(host) == {"b": LOADED}
