@@ -23,9 +23,11 @@ from gateway.protocol import (
     CompletionRequest,
     DetokenizeRequest,
     LoadRequest,
+    PullRequest,
     TokenizeRequest,
     UnloadRequest,
 )
+from gateway.pulls import pull_response
 from gateway.responses import ResponseBuilder
 from gateway.settings import GatewaySettings
 from gateway.status import seed_status
@@ -95,6 +97,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             "model_path": last.status.model_path if last else body.model_path,
             "replicas": sorted(replicas),
         }
+
+    @app.post("/v1/models/pull", dependencies=[Depends(require_admin)], summary="Pull a model from the hub")
+    async def pull(body: PullRequest, request: Request) -> Response:
+        control = router(request).control
+        return await pull_response(control, body.to_proto(), body.stream, settings.pull_timeout_s, request)
 
     @app.post("/v1/models/unload", dependencies=[Depends(require_admin)], summary="Unload a model or an engine's")
     async def unload(body: UnloadRequest, request: Request) -> dict[str, Any]:

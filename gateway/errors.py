@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from switchyard.errors import InsufficientStorage, reason_of
+
 logger = logging.getLogger(__name__)
 
 HTTP_STATUS = {
@@ -46,6 +48,7 @@ ERROR_TYPES = {
     501: "not_implemented_error",
     503: "service_unavailable_error",
     504: "timeout_error",
+    507: "insufficient_storage",
 }
 
 
@@ -76,6 +79,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (429, "too busy: every model busy, a queue full"),
         (503, "the engine is loading, down or unreachable"),
         (504, "the request's deadline passed"),
+        (507, "not enough disk space for a pull"),
     )
 }
 
@@ -106,7 +110,7 @@ def error_body(status: int, message: str, param: str | None = None) -> dict[str,
 
 def from_rpc_error(exc: grpc.aio.AioRpcError) -> ApiError:
     """The HTTP view of a failed gRPC call; details of internal errors stay in the logs."""
-    status = HTTP_STATUS.get(exc.code(), 500)
+    status = 507 if reason_of(exc) == InsufficientStorage.reason else HTTP_STATUS.get(exc.code(), 500)
     if status == 500:
         logger.error("upstream error %s: %s", exc.code().name, exc.details())
         return ApiError(500, "internal error in the inference backend")

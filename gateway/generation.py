@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from fastapi import Request
@@ -28,9 +28,10 @@ from switchyard.v1 import inference_pb2 as pb
 from switchyard.v1 import inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
-def _sse(payload: dict[str, Any]) -> str:
+def sse(payload: dict[str, Any]) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
@@ -62,7 +63,7 @@ class LatencyClock:
         metrics.GENERATED_TOKENS.labels(self.engine).inc(finished.usage.completion_tokens)
 
 
-async def _first_message(call: Any) -> pb.GenerateResponse | None:
+async def first_message(call: grpc.aio.UnaryStreamCall[Any, R]) -> R | None:
     """Read the first message so that an error before any output is still a plain HTTP error."""
     try:
         message: Any = await call.read()
@@ -92,7 +93,8 @@ async def stream_response(
     the stream starts with keep-alive comments and a later error goes in-band."""
     clock = LatencyClock(ENGINE_NAMES.get(request.engine))
     call = stub.Generate(request, timeout=settings.request_timeout_s)
-    first_read = asyncio.ensure_future(_first_message(call))
+    reading = first_message(call)
+    first_read = asyncio.ensure_future(reading)
     try:
         await asyncio.wait({first_read}, timeout=settings.stream_keepalive_s)
         first = first_read.result() if first_read.done() else None
@@ -108,17 +110,17 @@ async def stream_response(
                 await asyncio.wait({first_read}, timeout=settings.stream_keepalive_s)
             message = first if first is not None else first_read.result()
             if builder.chat:
-                yield _sse(builder.chunk(None, None, first=True))
+                yield sse(builder.chunk(None, None, first=True))
             while message is not None:
                 if message.HasField("delta"):
                     clock.delta()
-                    yield _sse(builder.chunk(message.delta, None))
+                    yield sse(builder.chunk(message.delta, None))
                 else:
                     _check_not_aborted(message.finished)
                     clock.finish(message.finished)
-                    yield _sse(builder.chunk(None, message.finished))
+                    yield sse(builder.chunk(None, message.finished))
                     if include_usage:
-                        yield _sse(builder.usage_chunk(message.finished))
+                        yield sse(builder.usage_chunk(message.finished))
                 read: Any = await call.read()
                 message = None if read is grpc.aio.EOF else read
             yield "data: [DONE]\n\n"
@@ -134,7 +136,7 @@ async def stream_response(
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
-async def _wait_disconnect(http_request: Request) -> None:
+async def until_disconnect(http_request: Request) -> None:
     while True:
         message = await http_request.receive()
         if message["type"] == "http.disconnect":
@@ -158,7 +160,7 @@ async def whole_response(
             answer.add(message)
 
     work = asyncio.ensure_future(gather())
-    gone = asyncio.ensure_future(_wait_disconnect(http_request))
+    gone = asyncio.ensure_future(until_disconnect(http_request))
     try:
         await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
     finally:

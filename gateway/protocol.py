@@ -13,6 +13,7 @@ from google.protobuf.struct_pb2 import Struct
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from gateway.json_limits import check_json
+from switchyard.engine.hub import default_engine
 from switchyard.engine.params import CHAT_ROLES
 from switchyard.engines import ENGINES_BY_NAME
 from switchyard.v1 import common_pb2, control_pb2
@@ -263,6 +264,30 @@ class LoadRequest(RequestBody):
             if self.flash_attn is not None:
                 request.llamacpp.flash_attn = FLASH_MODES[self.flash_attn]
         return request
+
+
+class PullRequest(RequestBody):
+    """POST /v1/models/pull: a hub model into the engine's model roots."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="ORG/REPO, or ORG/REPO:QUANT for one GGUF quantization")
+    engine: EngineName | None = Field(
+        None, description="default: llamacpp for a quantization or a repository named *GGUF, else vllm"
+    )
+    revision: str | None = Field(None, description="branch, tag or commit (default main)")
+    include: list[str] | None = Field(None, max_length=32, description="file patterns to fetch instead")
+    exclude: list[str] | None = Field(None, max_length=32, description="file patterns not to fetch")
+    stream: bool = Field(False, description="stream progress as server-sent events")
+
+    def to_proto(self) -> control_pb2.PullModelRequest:
+        return control_pb2.PullModelRequest(
+            engine=engine_kind(self.engine or default_engine(self.model)),
+            model=self.model.removeprefix("hf:"),
+            revision=self.revision or "",
+            include=self.include or [],
+            exclude=self.exclude or [],
+        )
 
 
 class UnloadRequest(RequestBody):

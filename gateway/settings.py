@@ -23,6 +23,7 @@ class GatewaySettings(ServiceSettings):
     request_timeout_s: float = Field(600.0, gt=0, description="deadline of a generation request")
     load_timeout_s: float = Field(1800.0, gt=0, description="deadline of a model load")
     unload_timeout_s: float = Field(120.0, gt=0, description="deadline of a model unload")
+    pull_timeout_s: float = Field(86400.0, gt=0, description="deadline of a model pull from the hub")
     stream_keepalive_s: float = Field(
         10.0, gt=0, description="a stream with no output yet (a model loading) sends an SSE comment this often"
     )

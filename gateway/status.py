@@ -12,6 +12,7 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from gateway.pulls import pull_json
 from switchyard.engines import ENGINE_NAMES
 from switchyard.v1 import control_pb2
 
@@ -95,6 +96,7 @@ def engine_json(name: str, statuses: list[control_pb2.EngineStatus]) -> dict[str
     body["waiting"] = sum(s.load.waiting_requests for s in statuses)
     body["replicas"] = [replica_json(s) for s in statuses]
     body["models"] = [model_json(m, s.backend) for s in statuses for m in s.models]
+    body["pulls"] = [{**pull_json(p), "backend": s.backend} for s in statuses for p in s.pulls]
     return body
 
 

@@ -8,10 +8,13 @@ import logging
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import grpc
+from tqdm import tqdm
 
 from switchyard.demo_model import make_demo_model
+from switchyard.engine.hub import HF_PREFIX, default_engine
 from switchyard.engines import ENGINES_BY_NAME
 from switchyard.llama_build import ensure_llama_server
 from switchyard.runtime.logs import configure_logging
@@ -43,6 +46,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     up.add_argument("--no-autoload", action="store_true", help="do not load a requested model on demand")
     up.add_argument("--no-load", action="store_true", help="start idle; load models through the API")
     up.add_argument("--log-level", default="INFO")
+    pull = commands.add_parser("pull", help="pull a model from the Hugging Face hub into a running stack")
+    pull.add_argument("model", help="ORG/REPO, or ORG/REPO:QUANT for one GGUF quantization (llama.cpp)")
+    pull.add_argument("--engine", choices=sorted(ENGINES_BY_NAME), help="default: inferred as the gateway does")
+    pull.add_argument("--revision", default="", help="branch, tag or commit (default main)")
+    pull.add_argument("--include", action="append", default=[], help="file pattern to fetch (repeatable)")
+    pull.add_argument("--exclude", action="append", default=[], help="file pattern not to fetch (repeatable)")
+    pull.add_argument("--router", default="127.0.0.1:50051", help="the router's gRPC address")
+    pull.add_argument("--log-level", default="WARNING")
     return parser.parse_args(argv)
 
 
@@ -130,10 +141,48 @@ async def up(args: argparse.Namespace) -> int:
     return 0
 
 
+async def pull(args: argparse.Namespace) -> int:
+    """Pull through the router, one progress bar per replica; 0 once every replica has it."""
+    request = control_pb2.PullModelRequest(
+        engine=ENGINES_BY_NAME[args.engine or default_engine(args.model)],
+        model=args.model.removeprefix(HF_PREFIX),
+        revision=args.revision,
+        include=args.include,
+        exclude=args.exclude,
+    )
+    bars: dict[str, tqdm[Any]] = {}
+    done: dict[str, control_pb2.PullProgress] = {}
+    async with grpc.aio.insecure_channel(args.router) as channel:
+        try:
+            async for event in control_pb2_grpc.ControlStub(channel).PullModel(request):
+                progress = event.progress
+                bar = bars.get(progress.backend)
+                if bar is None:
+                    bar = bars[progress.backend] = tqdm(unit="B", unit_scale=True, desc=progress.backend or args.model)
+                bar.total = progress.bytes_total or None
+                bar.n = progress.bytes_done
+                state = control_pb2.PullState.Name(progress.state).removeprefix("PULL_STATE_").lower()
+                bar.set_postfix_str(f"{state} {progress.current_file}".rstrip())
+                if progress.state == control_pb2.PULL_STATE_DONE:
+                    done[progress.backend] = progress
+        except grpc.aio.AioRpcError as exc:
+            print(f"pull failed: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+        finally:
+            for bar in bars.values():
+                bar.close()
+    for backend, progress in sorted(done.items()):
+        print(
+            f"{progress.name} ({progress.revision[:12]}) is at {progress.model_path}"
+            + (f" on {backend}" if backend else "")
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     configure_logging(args.log_level, "text", "switchyard")
-    sys.exit(asyncio.run(up(args)))
+    sys.exit(asyncio.run(up(args) if args.command == "up" else pull(args)))
 
 
 if __name__ == "__main__":

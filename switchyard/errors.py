@@ -20,9 +20,12 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 
 class EngineError(Exception):
-    """Base class; ``code`` is the gRPC status the client gets, the message its details."""
+    """Base class; ``code`` is the gRPC status the client gets, the message its details, and
+    a ``reason`` (when set) goes with them as trailing metadata, for the cases one code does
+    not tell apart (the gateway answers INSUFFICIENT_STORAGE with 507, not 429)."""
 
     code = grpc.StatusCode.INTERNAL
+    reason = ""
 
 
 class InvalidArgument(EngineError):
@@ -55,10 +58,40 @@ class Internal(EngineError):
     code = grpc.StatusCode.INTERNAL
 
 
+class InsufficientStorage(ResourceExhausted):
+    """Not enough disk space for a pull."""
+
+    reason = "INSUFFICIENT_STORAGE"
+
+
 class Conflict(EngineError):
     """A concurrent operation (a second load) collides with one in progress."""
 
     code = grpc.StatusCode.ABORTED
+
+
+REASON_KEY = "switchyard-reason"
+
+
+def error_for_code(code_name: str, message: str, reason: str = "") -> EngineError:
+    """An EngineError carrying a status given by name (as a worker process reports it)."""
+    error = EngineError(message)
+    error.code = grpc.StatusCode[code_name] if code_name in grpc.StatusCode.__members__ else grpc.StatusCode.INTERNAL
+    error.reason = reason
+    return error
+
+
+def trailers(exc: grpc.aio.AioRpcError) -> tuple[tuple[str, str | bytes], ...]:
+    """A failed call's trailing metadata, to pass on with its status (the reason among it)."""
+    return tuple((key, value) for key, value in exc.trailing_metadata() or ())
+
+
+def reason_of(exc: grpc.aio.AioRpcError) -> str:
+    """The reason a failed call carried in its trailing metadata, if any."""
+    for key, value in exc.trailing_metadata() or ():
+        if key == REASON_KEY:
+            return str(value)
+    return ""
 
 
 @asynccontextmanager
@@ -72,7 +105,7 @@ async def grpc_errors(context: Context, what: str) -> AsyncIterator[None]:
     except grpc.aio.AbortError:
         raise
     except EngineError as exc:
-        await context.abort(exc.code, str(exc))
+        await context.abort(exc.code, str(exc), ((REASON_KEY, exc.reason),) if exc.reason else ())
     except Exception:
         logger.exception("%s failed", what)
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {what}; see the service log")

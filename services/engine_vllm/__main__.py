@@ -11,6 +11,7 @@ import asyncio
 import os
 
 from services.engine_vllm.settings import VllmSettings
+from switchyard.engine.pulls import USER_HUB_OFFLINE
 from switchyard.engine.serve import run_engine_service
 from switchyard.runtime.logs import configure_logging
 from switchyard.runtime.reaper import Reaper
@@ -19,7 +20,9 @@ from switchyard.v1 import common_pb2, control_pb2
 
 
 def main() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from the model roots, never a hub
+    # vLLM itself loads only from the model roots, never a hub; pulls follow the user's choice.
+    os.environ[USER_HUB_OFFLINE] = os.environ.get("HF_HUB_OFFLINE", "")
+    os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     settings = parse_settings(VllmSettings)
     reaper = Reaper.start()

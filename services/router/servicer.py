@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
@@ -19,13 +19,14 @@ from services.router.catalogue import Catalogue
 from services.router.picker import choose, eligible
 from switchyard.engines import engine_name
 from switchyard.enums import check_enums
-from switchyard.errors import Context, InvalidArgument, NotFound, Unavailable, grpc_errors
+from switchyard.errors import Context, InvalidArgument, NotFound, Unavailable, grpc_errors, trailers
 from switchyard.model_status import model_in
 from switchyard.v1 import common_pb2, control_pb2, control_pb2_grpc, inference_pb2, inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+E = TypeVar("E")
 # Failures that say nothing was done, so another replica may take the request.
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
 
@@ -101,7 +102,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
                     return
                 except grpc.aio.AioRpcError as exc:
                     if started or exc.code() not in RETRYABLE:
-                        await context.abort(exc.code(), exc.details() or exc.code().name)
+                        await context.abort(exc.code(), exc.details() or exc.code().name, trailers(exc))
                     logger.warning(
                         "backend %s failed before its first token (%s); retrying", backend.address, exc.details()
                     )
@@ -124,7 +125,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
                 return await send(backend)
             except grpc.aio.AioRpcError as exc:
                 if exc.code() not in RETRYABLE:
-                    await context.abort(exc.code(), exc.details() or exc.code().name)
+                    await context.abort(exc.code(), exc.details() or exc.code().name, trailers(exc))
                 tried.add(backend.address)
 
     async def Tokenize(
@@ -163,6 +164,44 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
             raise Unavailable(f"no {engine_name(engine)} backend is reachable")
         return replicas
 
+    async def _fan_out(
+        self,
+        replicas: list[Backend],
+        call: Callable[[Backend], AsyncIterable[E]],
+        mark: Callable[[E, Backend], None],
+        context: Context,
+    ) -> AsyncIterator[E]:
+        """The events of one streaming call to every replica, as they come; then the first
+        failure, if any, with its code, details and reason."""
+        events: asyncio.Queue[E | None] = asyncio.Queue()
+        failures: list[tuple[Backend, grpc.aio.AioRpcError]] = []
+
+        async def one(backend: Backend) -> None:
+            try:
+                async for event in call(backend):
+                    mark(event, backend)
+                    await events.put(event)
+            except grpc.aio.AioRpcError as exc:
+                failures.append((backend, exc))
+            finally:
+                await events.put(None)
+
+        tasks = [asyncio.create_task(one(b)) for b in replicas]
+        try:
+            pending = len(tasks)
+            while pending:
+                event = await events.get()
+                if event is None:
+                    pending -= 1
+                else:
+                    yield event
+        finally:
+            for task in tasks:
+                task.cancel()  # a load goes on in the engine; a pull nobody waits for stops
+        if failures:
+            backend, exc = failures[0]
+            await context.abort(exc.code(), f"{backend.address}: {exc.details()}", trailers(exc))
+
     async def LoadModel(
         self, request: control_pb2.LoadModelRequest, context: Context
     ) -> AsyncIterator[control_pb2.LoadModelResponse]:
@@ -170,34 +209,27 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         async with grpc_errors(context, "LoadModel"):
             check_enums(request)
             replicas = self._replicas(request.engine, "LoadModel")
-            events: asyncio.Queue[control_pb2.LoadModelResponse | None] = asyncio.Queue()
-            failures: list[tuple[Backend, grpc.aio.AioRpcError]] = []
 
-            async def load_one(backend: Backend) -> None:
-                try:
-                    async for event in backend.control.LoadModel(request):
-                        event.status.backend = backend.address
-                        await events.put(event)
-                except grpc.aio.AioRpcError as exc:
-                    failures.append((backend, exc))
-                finally:
-                    await events.put(None)
+            def mark(event: control_pb2.LoadModelResponse, backend: Backend) -> None:
+                event.status.backend = backend.address
 
-            tasks = [asyncio.create_task(load_one(b)) for b in replicas]
-            try:
-                pending = len(tasks)
-                while pending:
-                    event = await events.get()
-                    if event is None:
-                        pending -= 1
-                    else:
-                        yield event
-            finally:
-                for task in tasks:
-                    task.cancel()  # the engines finish their loads on their own
-            if failures:
-                backend, exc = failures[0]
-                await context.abort(exc.code(), f"{backend.address}: {exc.details()}")
+            async for event in self._fan_out(replicas, lambda b: b.control.LoadModel(request), mark, context):
+                yield event
+
+    async def PullModel(
+        self, request: control_pb2.PullModelRequest, context: Context
+    ) -> AsyncIterator[control_pb2.PullModelResponse]:
+        """Fan out like a load: each replica pulls into its model roots (replicas sharing a
+        volume wait for each other and find the model there)."""
+        async with grpc_errors(context, "PullModel"):
+            check_enums(request)
+            replicas = self._replicas(request.engine, "PullModel")
+
+            def mark(event: control_pb2.PullModelResponse, backend: Backend) -> None:
+                event.progress.backend = backend.address
+
+            async for event in self._fan_out(replicas, lambda b: b.control.PullModel(request), mark, context):
+                yield event
 
     async def UnloadModel(
         self, request: control_pb2.UnloadModelRequest, context: Context
@@ -220,7 +252,8 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
             response = control_pb2.UnloadModelResponse()
             for backend, answer in zip(replicas, answers, strict=True):
                 if isinstance(answer, grpc.aio.AioRpcError):
-                    await context.abort(answer.code(), f"{backend.address}: {answer.details()}")
+                    details = f"{backend.address}: {answer.details()}"
+                    await context.abort(answer.code(), details, trailers(answer))
                 if isinstance(answer, BaseException):
                     raise answer
                 for status in answer.statuses:

@@ -16,11 +16,14 @@ import contextlib
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from switchyard.engine.hub import HF_PREFIX, ModelRef
 from switchyard.engine.model_roots import list_model_entries, model_name, resolve_model_path
 from switchyard.engine.params import check_name
 from switchyard.engine.protocol import EngineAdapter, LoadSpec
+from switchyard.engine.pulls import Pulls
 from switchyard.engine.slot import ModelSlot, SlotPolicy
 from switchyard.engine.status import StatusBoard
 from switchyard.engines import ENGINE_NAMES
@@ -49,6 +52,32 @@ def slot_policy(settings: EngineSettings) -> SlotPolicy:
     )
 
 
+@dataclass
+class LoadTicket:
+    """An explicit load under way: its task, its slot once known, and how its pull (for a hub
+    model) went. Progress: a pull is the first half, the load the second."""
+
+    slot: ModelSlot | None
+    task: asyncio.Task[ModelSlot] | None = None
+    pulled: pb.PullProgress | None = None
+
+    def event(self) -> tuple[pb.ModelState.ValueType, float, str]:
+        """(state, progress, message) for a LoadModel event now."""
+        pulled = self.pulled
+        if self.slot is None:
+            if pulled is None:
+                return pb.MODEL_STATE_LOADING, 0.0, "resolving the hub model"
+            if pulled.state == pb.PULL_STATE_FAILED:
+                return pb.MODEL_STATE_ERROR, 0.0, pulled.error
+            fraction = pulled.bytes_done / pulled.bytes_total if pulled.bytes_total else 0.0
+            mib = 2**20
+            message = f"downloading {pulled.bytes_done / mib:.1f} of {pulled.bytes_total / mib:.1f} MiB"
+            return pb.MODEL_STATE_LOADING, 0.5 * fraction, message
+        model = self.slot.status()
+        progress = model.load_progress if pulled is None else 0.5 + 0.5 * model.load_progress
+        return model.state, progress, model.load_message or model.error
+
+
 class ModelHost:
     def __init__(self, adapter: EngineAdapter, settings: EngineSettings) -> None:
         self.adapter = adapter
@@ -62,6 +91,7 @@ class ModelHost:
         self._explicit_load: asyncio.Task[ModelSlot] | None = None
         self._autoloads: dict[str, asyncio.Task[ModelSlot]] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self.pulls = Pulls(settings, adapter.kind, self.publish)
         self.publish()
 
     # --- status ---------------------------------------------------------------------------
@@ -85,6 +115,7 @@ class ModelHost:
             max_models=self.settings.max_models,
             autoload=self.settings.autoload,
             process_alive=any(m.process_alive for m in models),
+            pulls=self.pulls.progress() if hasattr(self, "pulls") else [],
             load=pb.Load(
                 running_requests=sum(m.load.running_requests for m in models),
                 waiting_requests=sum(m.load.waiting_requests for m in models),
@@ -150,18 +181,36 @@ class ModelHost:
         launch = self.adapter.launch_args(path, name, request)
         return LoadSpec(path=path, name=name, aliases=aliases, keep_alive_s=keep_alive, request=request, launch=launch)
 
-    def begin_load(self, request: pb.LoadModelRequest) -> tuple[ModelSlot, asyncio.Task[ModelSlot]]:
+    def begin_load(self, request: pb.LoadModelRequest) -> LoadTicket:
         """Start an explicit load (the caller may go away; the load goes on). Refused while
-        another load runs on this engine."""
-        spec = self.prepare(request)
+        another load runs on this engine. ``hf:ORG/REPO[:QUANT]`` is pulled first."""
         running = self._explicit_load is not None and not self._explicit_load.done()
+        pull = ModelRef.parse(request.model_path) if request.model_path.startswith(HF_PREFIX) else None
+        spec = self.prepare(request) if pull is None else None
         if running or self._load_lock.locked():
             raise Conflict(f"a load is already running on the {self.engine} engine")
-        slot = self._queue(spec)
-        task = asyncio.create_task(self._load(slot, explicit=True), name=f"load {spec.name}")
-        task.add_done_callback(_retrieve)
-        self._explicit_load = task
-        return slot, task
+        ticket = LoadTicket(slot=self._queue(spec) if spec is not None else None)
+        work = self._load(ticket.slot, explicit=True) if ticket.slot is not None else None
+        if pull is not None:
+            work = self._pull_then_load(ticket, request, pull, explicit=True)
+        assert work is not None
+        ticket.task = asyncio.create_task(work, name=f"load {request.model_path}")
+        ticket.task.add_done_callback(_retrieve)
+        self._explicit_load = ticket.task
+        return ticket
+
+    async def _pull_then_load(
+        self, ticket: LoadTicket, request: pb.LoadModelRequest, ref: ModelRef, explicit: bool
+    ) -> ModelSlot:
+        async for progress in self.pulls.pull(pb.PullModelRequest(engine=self.adapter.kind, model=ref.name)):
+            ticket.pulled = progress
+        assert ticket.pulled is not None  # a pull yields progress until DONE, or raises
+        load = pb.LoadModelRequest()
+        load.CopyFrom(request)
+        load.model_path = ticket.pulled.model_path
+        load.served_model_name = request.served_model_name or ticket.pulled.name
+        ticket.slot = self._queue(self.prepare(load))
+        return await self._load(ticket.slot, explicit)
 
     def _queue(self, spec: LoadSpec) -> ModelSlot:
         """A slot for ``spec``, shown in the status (LOADING, queued) at once."""
@@ -262,6 +311,7 @@ class ModelHost:
     async def close(self) -> None:
         if self._reaper is not None:
             self._reaper.cancel()
+        await self.pulls.close()
         for slot in self.slots():
             await self._remove(slot, "shutdown")
         await self.adapter.close()
@@ -293,19 +343,25 @@ class ModelHost:
                 raise
 
     def _load_on_demand(self, name: str) -> asyncio.Task[ModelSlot]:
-        """The load of ``name`` from the catalogue, shared by every request that asks for it."""
+        """The load of ``name`` from the catalogue (or, with autopull, from the hub), shared by
+        every request that asks for it."""
         task = self._autoloads.get(name)
         if task is not None:
             return task
         entry = next((e for e in self.catalogue() if e.name == name), None)
-        if entry is None or not self.settings.autoload:
-            why = "" if entry is None else "; load it first (autoload is off)"
+        pull = entry is None and self.settings.autopull and ModelRef.looks_like(name)
+        if not self.settings.autoload or (entry is None and not pull):
+            why = "; load it first (autoload is off)" if entry is not None else ""
             raise FailedPrecondition(
                 f"model {name!r} is not loaded on the {self.engine} engine (loaded: {self._loaded_names()}){why}"
             )
-        request = pb.LoadModelRequest(engine=self.adapter.kind, model_path=entry.path, served_model_name=name)
-        slot = self._queue(self.prepare(request))
-        task = asyncio.create_task(self._load(slot, explicit=False), name=f"load {name} on demand")
+        if entry is not None:
+            request = pb.LoadModelRequest(engine=self.adapter.kind, model_path=entry.path, served_model_name=name)
+            work = self._load(self._queue(self.prepare(request)), explicit=False)
+        else:
+            request = pb.LoadModelRequest(engine=self.adapter.kind)
+            work = self._pull_then_load(LoadTicket(slot=None), request, ModelRef.parse(name), explicit=False)
+        task = asyncio.create_task(work, name=f"load {name} on demand")
         self._autoloads[name] = task
         task.add_done_callback(_retrieve)
         task.add_done_callback(lambda _: self._autoloads.pop(name, None))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from switchyard.engine.hub import read_marker
 from switchyard.errors import InvalidArgument, NotFound, PermissionDenied
 from switchyard.v1 import common_pb2, control_pb2
 
@@ -69,7 +70,11 @@ def _size(path: Path) -> int:
 
 
 def model_name(path: Path) -> str:
-    """The name a model is served and listed under by default: its file's stem or its folder."""
+    """The name a model is served and listed under by default: the name it was pulled under
+    (``ORG/REPO[:QUANT]``), else its file's stem or its folder's name."""
+    record = read_marker(path)
+    if record is not None:
+        return str(record["name"])
     return path.stem if path.is_file() else path.name
 
 
@@ -84,6 +89,8 @@ def list_model_entries(
         if not resolved.is_dir():
             continue
         for path in resolved.rglob("*"):
+            if any(part.startswith(".") for part in path.relative_to(resolved).parts):
+                continue  # hidden: a pull's staging area, or anything not meant to be served
             target = _resolved(path)
             if target is not None and target.is_relative_to(resolved) and is_model(path):
                 entries.append(

@@ -138,17 +138,14 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
             if options not in (None, self.name):  # the oneof's names are the engines' names
                 raise InvalidArgument(f"{options} options given to the {self.name} engine")
             # The load belongs to the engine: a caller that goes away does not stop it.
-            slot, task = self.host.begin_load(request)
+            ticket = self.host.begin_load(request)
+            task = ticket.task
+            assert task is not None
             while True:
                 done = task.done()  # read before the status, so the last event is the final state
                 status, changed = self.host.board.snapshot()
-                model = slot.status()
-                yield control_pb2.LoadModelResponse(
-                    state=model.state,
-                    progress=model.load_progress,
-                    message=model.load_message or model.error,
-                    status=status,
-                )
+                state, progress, message = ticket.event()
+                yield control_pb2.LoadModelResponse(state=state, progress=progress, message=message, status=status)
                 if done:
                     break
                 waiter = asyncio.ensure_future(changed.wait())
@@ -192,6 +189,15 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
                 return
             async for status in self.host.board.watch():
                 yield control_pb2.WatchStatusResponse(status=status)
+
+    async def PullModel(
+        self, request: control_pb2.PullModelRequest, context: Context
+    ) -> AsyncIterator[control_pb2.PullModelResponse]:
+        async with grpc_errors(context, "PullModel"):
+            check_enums(request)
+            self._check_engine(request.engine)
+            async for progress in self.host.pulls.pull(request):
+                yield control_pb2.PullModelResponse(progress=progress)
 
     async def ListModels(
         self, request: control_pb2.ListModelsRequest, context: Context

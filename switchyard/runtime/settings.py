@@ -51,6 +51,8 @@ class EngineSettings(ServiceSettings):
     max_restarts: int = Field(5, ge=0, description="restarts allowed per restart window")
     restart_window_s: float = Field(300.0, gt=0, description="window for max_restarts")
     restart_backoff_s: float = Field(1.0, ge=0, description="delay before the first restart (doubles each time)")
+    autopull: bool = Field(False, description="pull a hub model (ORG/REPO[:QUANT]) a request names, then load it")
+    hf_token_file: Path | None = Field(None, description="file holding the hub token (default: HF_TOKEN)")
 
     @field_validator("model_roots", mode="before")
     @classmethod

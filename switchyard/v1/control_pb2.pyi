@@ -83,6 +83,42 @@ FLASH_ATTENTION_OFF: FlashAttention.ValueType  # 3
 """Always off."""
 Global___FlashAttention: _TypeAlias = FlashAttention  # noqa: Y015
 
+class _PullState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PullStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PullState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PULL_STATE_UNSPECIFIED: _PullState.ValueType  # 0
+    """Not known."""
+    PULL_STATE_RESOLVING: _PullState.ValueType  # 1
+    """Asking the hub what the repository holds."""
+    PULL_STATE_WAITING: _PullState.ValueType  # 2
+    """Waiting for another pull of the same model (possibly by another replica)."""
+    PULL_STATE_DOWNLOADING: _PullState.ValueType  # 3
+    """Downloading files."""
+    PULL_STATE_DONE: _PullState.ValueType  # 4
+    """Done: the model is under the model root."""
+    PULL_STATE_FAILED: _PullState.ValueType  # 5
+    """Failed; error says why."""
+
+class PullState(_PullState, metaclass=_PullStateEnumTypeWrapper):
+    """PullState is where a pull stands."""
+
+PULL_STATE_UNSPECIFIED: PullState.ValueType  # 0
+"""Not known."""
+PULL_STATE_RESOLVING: PullState.ValueType  # 1
+"""Asking the hub what the repository holds."""
+PULL_STATE_WAITING: PullState.ValueType  # 2
+"""Waiting for another pull of the same model (possibly by another replica)."""
+PULL_STATE_DOWNLOADING: PullState.ValueType  # 3
+"""Downloading files."""
+PULL_STATE_DONE: PullState.ValueType  # 4
+"""Done: the model is under the model root."""
+PULL_STATE_FAILED: PullState.ValueType  # 5
+"""Failed; error says why."""
+Global___PullState: _TypeAlias = PullState  # noqa: Y015
+
 @_typing.final
 class VllmOptions(_message.Message):
     """VllmOptions are vLLM's load options. Unset fields take the defaults given."""
@@ -256,7 +292,8 @@ class LoadModelRequest(_message.Message):
     """The engine meant; the router requires it, an engine refuses another engine's name."""
     model_path: _builtins.str
     """Path of the model: a GGUF file for llama.cpp, a Hugging Face folder for vLLM. Absolute or
-    relative to a model root; it must resolve inside a configured model root.
+    relative to a model root; it must resolve inside a configured model root. Or
+    "hf:ORG/REPO[:QUANT]": a hub repository, pulled first when it is not there yet.
     """
     served_model_name: _builtins.str
     """The name clients use for this model; default: the file or folder name."""
@@ -456,6 +493,7 @@ class EngineStatus(_message.Message):
     MODELS_FIELD_NUMBER: _builtins.int
     MAX_MODELS_FIELD_NUMBER: _builtins.int
     AUTOLOAD_FIELD_NUMBER: _builtins.int
+    PULLS_FIELD_NUMBER: _builtins.int
     engine: _common_pb2.Engine.ValueType
     """Which engine."""
     state: Global___ModelState.ValueType
@@ -500,6 +538,10 @@ class EngineStatus(_message.Message):
     def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelStatus]:
         """Every model slot, most recently loaded first."""
 
+    @_builtins.property
+    def pulls(self) -> _containers.RepeatedCompositeFieldContainer[Global___PullProgress]:
+        """Pulls from the hub under way."""
+
     def __init__(
         self,
         *,
@@ -520,10 +562,11 @@ class EngineStatus(_message.Message):
         models: _abc.Iterable[Global___ModelStatus] | None = ...,
         max_models: _builtins.int = ...,
         autoload: _builtins.bool = ...,
+        pulls: _abc.Iterable[Global___PullProgress] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["load", b"load", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["autoload", b"autoload", "backend", b"backend", "device", b"device", "engine", b"engine", "engine_version", b"engine_version", "error", b"error", "load", b"load", "load_message", b"load_message", "load_progress", b"load_progress", "max_model_len", b"max_model_len", "max_models", b"max_models", "model", b"model", "model_path", b"model_path", "models", b"models", "process_alive", b"process_alive", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["autoload", b"autoload", "backend", b"backend", "device", b"device", "engine", b"engine", "engine_version", b"engine_version", "error", b"error", "load", b"load", "load_message", b"load_message", "load_progress", b"load_progress", "max_model_len", b"max_model_len", "max_models", b"max_models", "model", b"model", "model_path", b"model_path", "models", b"models", "process_alive", b"process_alive", "pulls", b"pulls", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -800,3 +843,150 @@ class ListModelsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListModelsResponse: _TypeAlias = ListModelsResponse  # noqa: Y015
+
+@_typing.final
+class PullModelRequest(_message.Message):
+    """PullModelRequest asks an engine to download a model from the hub."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENGINE_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    INCLUDE_FIELD_NUMBER: _builtins.int
+    EXCLUDE_FIELD_NUMBER: _builtins.int
+    engine: _common_pb2.Engine.ValueType
+    """The engine whose model roots receive the model (the router requires it). It decides what
+    is fetched: the safetensors weights and their configuration for vLLM, one GGUF (all its
+    parts) for llama.cpp.
+    """
+    model: _builtins.str
+    """"ORG/REPO", or "ORG/REPO:QUANT" for a GGUF quantization (e.g. Q4_K_M) picked from the
+    repository's files the way llama-server's -hf does.
+    """
+    revision: _builtins.str
+    """A branch, tag or commit; default "main". The commit it resolves to is recorded with the
+    model.
+    """
+    @_builtins.property
+    def include(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Glob patterns of repository files to fetch instead of the engine's choice."""
+
+    @_builtins.property
+    def exclude(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Glob patterns of repository files not to fetch."""
+
+    def __init__(
+        self,
+        *,
+        engine: _common_pb2.Engine.ValueType = ...,
+        model: _builtins.str = ...,
+        revision: _builtins.str = ...,
+        include: _abc.Iterable[_builtins.str] | None = ...,
+        exclude: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "exclude", b"exclude", "include", b"include", "model", b"model", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PullModelRequest: _TypeAlias = PullModelRequest  # noqa: Y015
+
+@_typing.final
+class PullProgress(_message.Message):
+    """PullProgress is how far a pull is."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    BYTES_DONE_FIELD_NUMBER: _builtins.int
+    BYTES_TOTAL_FIELD_NUMBER: _builtins.int
+    FILES_DONE_FIELD_NUMBER: _builtins.int
+    FILES_TOTAL_FIELD_NUMBER: _builtins.int
+    BYTES_PER_SECOND_FIELD_NUMBER: _builtins.int
+    CURRENT_FILE_FIELD_NUMBER: _builtins.int
+    MODEL_PATH_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    ENGINE_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """The model as asked ("ORG/REPO[:QUANT]")."""
+    state: Global___PullState.ValueType
+    """Where it stands."""
+    bytes_done: _builtins.int
+    """Bytes downloaded (files already there count as done)."""
+    bytes_total: _builtins.int
+    """Bytes of every file of the pull."""
+    files_done: _builtins.int
+    """Files complete."""
+    files_total: _builtins.int
+    """Files of the pull."""
+    bytes_per_second: _builtins.float
+    """Recent download rate."""
+    current_file: _builtins.str
+    """The file being downloaded."""
+    model_path: _builtins.str
+    """Where the model is (when DONE)."""
+    name: _builtins.str
+    """The name the model is listed and served under (when DONE)."""
+    revision: _builtins.str
+    """The commit the revision resolved to."""
+    error: _builtins.str
+    """Why the pull failed (when FAILED)."""
+    engine: _common_pb2.Engine.ValueType
+    """The engine the pull is for."""
+    backend: _builtins.str
+    """Where this progress comes from: empty from an engine, the backend address from the router."""
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        state: Global___PullState.ValueType = ...,
+        bytes_done: _builtins.int = ...,
+        bytes_total: _builtins.int = ...,
+        files_done: _builtins.int = ...,
+        files_total: _builtins.int = ...,
+        bytes_per_second: _builtins.float = ...,
+        current_file: _builtins.str = ...,
+        model_path: _builtins.str = ...,
+        name: _builtins.str = ...,
+        revision: _builtins.str = ...,
+        error: _builtins.str = ...,
+        engine: _common_pb2.Engine.ValueType = ...,
+        backend: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "bytes_done", b"bytes_done", "bytes_per_second", b"bytes_per_second", "bytes_total", b"bytes_total", "current_file", b"current_file", "engine", b"engine", "error", b"error", "files_done", b"files_done", "files_total", b"files_total", "model", b"model", "model_path", b"model_path", "name", b"name", "revision", b"revision", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PullProgress: _TypeAlias = PullProgress  # noqa: Y015
+
+@_typing.final
+class PullModelResponse(_message.Message):
+    """PullModelResponse is one progress event of a pull."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def progress(self) -> Global___PullProgress:
+        """The pull's progress; the last event is DONE."""
+
+    def __init__(
+        self,
+        *,
+        progress: Global___PullProgress | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PullModelResponse: _TypeAlias = PullModelResponse  # noqa: Y015

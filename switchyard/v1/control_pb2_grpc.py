@@ -60,6 +60,11 @@ class ControlStub:
                 request_serializer=switchyard_dot_v1_dot_control__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=switchyard_dot_v1_dot_control__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.PullModel = channel.unary_stream(
+                '/switchyard.v1.Control/PullModel',
+                request_serializer=switchyard_dot_v1_dot_control__pb2.PullModelRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_control__pb2.PullModelResponse.FromString,
+                _registered_method=True)
 
 
 class ControlServicer:
@@ -110,6 +115,21 @@ class ControlServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PullModel(self, request, context):
+        """PullModel downloads a model from the Hugging Face hub (or the mirror HF_ENDPOINT names)
+        into the engine's first model root and streams progress; the last event is DONE, with
+        where the model is and the name it is listed under. Two pulls of the same model share
+        one download; a pull whose callers all went away is cancelled and cleaned up. Errors:
+        INVALID_ARGUMENT (a bad repository id), NOT_FOUND (no such repository, revision or
+        quantization), PERMISSION_DENIED (a gated repository without a token that opens it),
+        RESOURCE_EXHAUSTED (not enough disk space; trailing metadata switchyard-reason:
+        INSUFFICIENT_STORAGE), FAILED_PRECONDITION (offline mode, or the hub listed a hostile
+        file name), UNAVAILABLE (the hub unreachable).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +157,11 @@ def add_ControlServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=switchyard_dot_v1_dot_control__pb2.ListModelsRequest.FromString,
                     response_serializer=switchyard_dot_v1_dot_control__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'PullModel': grpc.unary_stream_rpc_method_handler(
+                    servicer.PullModel,
+                    request_deserializer=switchyard_dot_v1_dot_control__pb2.PullModelRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_control__pb2.PullModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -275,6 +300,33 @@ class Control:
             '/switchyard.v1.Control/ListModels',
             switchyard_dot_v1_dot_control__pb2.ListModelsRequest.SerializeToString,
             switchyard_dot_v1_dot_control__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PullModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/switchyard.v1.Control/PullModel',
+            switchyard_dot_v1_dot_control__pb2.PullModelRequest.SerializeToString,
+            switchyard_dot_v1_dot_control__pb2.PullModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

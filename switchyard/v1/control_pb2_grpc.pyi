@@ -55,6 +55,17 @@ class ControlStub:
     """ListModels lists the models under the configured model roots that the engine can load,
     with the state of each (a catalogue: loaded, loading, or available to load).
     """
+    PullModel: _grpc.UnaryStreamMultiCallable[_control_pb2.PullModelRequest, _control_pb2.PullModelResponse]
+    """PullModel downloads a model from the Hugging Face hub (or the mirror HF_ENDPOINT names)
+    into the engine's first model root and streams progress; the last event is DONE, with
+    where the model is and the name it is listed under. Two pulls of the same model share
+    one download; a pull whose callers all went away is cancelled and cleaned up. Errors:
+    INVALID_ARGUMENT (a bad repository id), NOT_FOUND (no such repository, revision or
+    quantization), PERMISSION_DENIED (a gated repository without a token that opens it),
+    RESOURCE_EXHAUSTED (not enough disk space; trailing metadata switchyard-reason:
+    INSUFFICIENT_STORAGE), FAILED_PRECONDITION (offline mode, or the hub listed a hostile
+    file name), UNAVAILABLE (the hub unreachable).
+    """
 
 @_typing.type_check_only
 class ControlAsyncStub(ControlStub):
@@ -82,6 +93,17 @@ class ControlAsyncStub(ControlStub):
     ListModels: _aio.UnaryUnaryMultiCallable[_control_pb2.ListModelsRequest, _control_pb2.ListModelsResponse]  # type: ignore[assignment]
     """ListModels lists the models under the configured model roots that the engine can load,
     with the state of each (a catalogue: loaded, loading, or available to load).
+    """
+    PullModel: _aio.UnaryStreamMultiCallable[_control_pb2.PullModelRequest, _control_pb2.PullModelResponse]  # type: ignore[assignment]
+    """PullModel downloads a model from the Hugging Face hub (or the mirror HF_ENDPOINT names)
+    into the engine's first model root and streams progress; the last event is DONE, with
+    where the model is and the name it is listed under. Two pulls of the same model share
+    one download; a pull whose callers all went away is cancelled and cleaned up. Errors:
+    INVALID_ARGUMENT (a bad repository id), NOT_FOUND (no such repository, revision or
+    quantization), PERMISSION_DENIED (a gated repository without a token that opens it),
+    RESOURCE_EXHAUSTED (not enough disk space; trailing metadata switchyard-reason:
+    INSUFFICIENT_STORAGE), FAILED_PRECONDITION (offline mode, or the hub listed a hostile
+    file name), UNAVAILABLE (the hub unreachable).
     """
 
 class ControlServicer(metaclass=_abc_1.ABCMeta):
@@ -137,6 +159,23 @@ class ControlServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_control_pb2.ListModelsResponse, _abc.Awaitable[_control_pb2.ListModelsResponse]]:
         """ListModels lists the models under the configured model roots that the engine can load,
         with the state of each (a catalogue: loaded, loading, or available to load).
+        """
+
+    @_abc_1.abstractmethod
+    def PullModel(
+        self,
+        request: _control_pb2.PullModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_control_pb2.PullModelResponse], _abc.AsyncIterator[_control_pb2.PullModelResponse]]:
+        """PullModel downloads a model from the Hugging Face hub (or the mirror HF_ENDPOINT names)
+        into the engine's first model root and streams progress; the last event is DONE, with
+        where the model is and the name it is listed under. Two pulls of the same model share
+        one download; a pull whose callers all went away is cancelled and cleaned up. Errors:
+        INVALID_ARGUMENT (a bad repository id), NOT_FOUND (no such repository, revision or
+        quantization), PERMISSION_DENIED (a gated repository without a token that opens it),
+        RESOURCE_EXHAUSTED (not enough disk space; trailing metadata switchyard-reason:
+        INSUFFICIENT_STORAGE), FAILED_PRECONDITION (offline mode, or the hub listed a hostile
+        file name), UNAVAILABLE (the hub unreachable).
         """
 
 def add_ControlServicer_to_server(servicer: ControlServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

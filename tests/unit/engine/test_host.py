@@ -51,7 +51,8 @@ def load(name: str, **kwargs: Any) -> pb.LoadModelRequest:
 
 
 async def explicit_load(host: ModelHost, name: str, **kwargs: Any) -> None:
-    _, task = host.begin_load(load(name, **kwargs))
+    task = host.begin_load(load(name, **kwargs)).task
+    assert task is not None
     await task
 
 
@@ -94,7 +95,8 @@ async def test_a_failed_load_ends_in_error_with_its_cause_and_lists_nothing_load
 
 async def test_a_second_explicit_load_while_one_runs_is_a_conflict(host: ModelHost) -> None:
     adapter_of(host).gate.clear()
-    _, first = host.begin_load(load("a"))
+    first = host.begin_load(load("a")).task
+    assert first is not None
     with pytest.raises(Conflict, match="already running"):
         host.begin_load(load("b"))
     adapter_of(host).gate.set()
@@ -212,8 +214,9 @@ async def test_a_request_during_a_switch_waits_for_the_new_model(host: ModelHost
     old = host.find("a")
     assert old is not None
     adapter_of(host).stop_gate.clear()  # the old model's stop waits
-    _, switching = host.begin_load(load("b"))
-    while not old.removed:
+    switching = host.begin_load(load("b")).task
+    assert switching is not None
+    while not old.removed:  # noqa: ASYNC110 (let the load task run up to the stop)
         await asyncio.sleep(0)
     request = asyncio.ensure_future(generate(host, ""))
     for _ in range(10):

@@ -1,0 +1,175 @@
+"""Models from the Hugging Face hub: their names, which files an engine fetches, where they land.
+
+Pure functions, tested without a hub. The download itself runs in a worker process
+(``switchyard.engine.pull_worker``), so a pull can be cancelled by stopping it and never blocks
+a service's event loop.
+
+A model is named like llama-server's ``-hf`` argument: ``ORG/REPO`` for the safetensors
+weights (vLLM), ``ORG/REPO:QUANT`` for one GGUF quantization (llama.cpp). It lands in
+``<first model root>/ORG/REPO/``, next to a marker file recording its name and the commit it
+came from; the catalogue lists it under that name.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from switchyard.errors import FailedPrecondition, InvalidArgument, NotFound
+from switchyard.v1 import common_pb2
+
+HF_PREFIX = "hf:"
+_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
+REPO_ID = re.compile(rf"{_PART}/{_PART}")
+QUANT = re.compile(r"[A-Za-z0-9_]{1,32}")
+DEFAULT_QUANT = "Q4_K_M"  # llama-server's choice when -hf names none
+SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
+MARKER_SUFFIX = ".switchyard-pull.json"
+FOLDER_MARKER = ".switchyard-pull.json"
+# What vLLM needs of a repository: configuration, tokenizer and safetensors weights, top level.
+VLLM_FILES = ("*.json", "*.safetensors", "tokenizer.model", "*.tiktoken", "*.txt", "*.jinja")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """``ORG/REPO`` with an optional GGUF quantization."""
+
+    repo: str
+    quant: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.repo}:{self.quant}" if self.quant else self.repo
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        """``[hf:]ORG/REPO[:QUANT]``; InvalidArgument for anything else."""
+        body = text.removeprefix(HF_PREFIX)
+        repo, colon, quant = body.partition(":")
+        if not REPO_ID.fullmatch(repo) or ".." in repo:
+            raise InvalidArgument(f"{text!r} is not a hub repository id (ORG/REPO or ORG/REPO:QUANT)")
+        if colon and not QUANT.fullmatch(quant):
+            raise InvalidArgument(f"{quant!r} is not a quantization name (e.g. Q4_K_M)")
+        return cls(repo, quant or None)
+
+    @staticmethod
+    def looks_like(text: str) -> bool:
+        """Whether a model name is a hub id (so a request naming it may pull it)."""
+        return REPO_ID.fullmatch(text.removeprefix(HF_PREFIX).partition(":")[0]) is not None
+
+
+def default_engine(model: str) -> str:
+    """The engine a pull is for when none is named: llama.cpp for a quantization or a
+    repository named *GGUF, else vLLM."""
+    repo, _, quant = model.removeprefix(HF_PREFIX).partition(":")
+    return "llamacpp" if quant or repo.lower().endswith("gguf") else "vllm"
+
+
+def check_names(names: Sequence[str]) -> None:
+    """Refuse a listing with a file name that could leave the model's folder."""
+    for name in names:
+        path = PurePosixPath(name)
+        hostile = (
+            not name
+            or "\x00" in name
+            or "\\" in name
+            or path.is_absolute()
+            or any(part in ("", ".", "..") for part in name.split("/"))
+            or len(name.encode()) > 1024
+        )
+        if hostile:
+            raise FailedPrecondition(f"the hub listed a file name outside the repository: {name!r}; refusing the pull")
+
+
+def _quant_of(name: str) -> str | None:
+    """The quantization tag in a GGUF file name (``Qwen3-0.6B-Q4_K_M.gguf`` -> ``Q4_K_M``)."""
+    stem = SPLIT.sub("", PurePosixPath(name).name).removesuffix(".gguf")
+    tags = re.split(r"[-.]", stem)
+    for tag in reversed(tags):
+        if re.fullmatch(r"(?i)(I?Q\d\w*|F16|BF16|F32|MXFP4\w*)", tag):
+            return tag.upper()
+    return None
+
+
+def _gguf_files(names: Sequence[str], quant: str | None) -> list[str]:
+    models = [n for n in names if n.endswith(".gguf") and not PurePosixPath(n).name.startswith("mmproj")]
+    if not models:
+        raise NotFound("the repository has no GGUF file for llama.cpp")
+    wanted = (quant or DEFAULT_QUANT).upper()
+    chosen = [n for n in models if _quant_of(n) == wanted]
+    if not chosen and quant is None:
+        first = sorted(models)[0]  # no Q4_K_M: the first model, as llama-server does
+        chosen = [n for n in models if SPLIT.sub("", n) == SPLIT.sub("", first)]
+    if not chosen:
+        found = sorted({q for q in map(_quant_of, models) if q})
+        raise NotFound(f"no GGUF of quantization {wanted} in the repository (it has: {', '.join(found) or 'none'})")
+    first = sorted(chosen)[0]
+    return sorted(n for n in chosen if SPLIT.sub("", n) == SPLIT.sub("", first))  # one model, all its parts
+
+
+def _vllm_files(names: Sequence[str]) -> list[str]:
+    top = [n for n in names if "/" not in n]
+    chosen = [n for n in top if any(fnmatch.fnmatch(n, pattern) for pattern in VLLM_FILES)]
+    if not any(n.endswith(".safetensors") for n in chosen) or not any(n == "config.json" for n in chosen):
+        raise NotFound("the repository has no safetensors weights with a config.json for vLLM")
+    return sorted(chosen)
+
+
+def pick_files(
+    names: Sequence[str],
+    engine: common_pb2.Engine.ValueType,
+    quant: str | None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> list[str]:
+    """The repository files a pull fetches: the engine's choice, or what ``include`` names;
+    then minus ``exclude``."""
+    check_names(names)
+    if include:
+        chosen = sorted(n for n in names if any(fnmatch.fnmatch(n, pattern) for pattern in include))
+    elif engine == common_pb2.ENGINE_LLAMACPP:
+        chosen = _gguf_files(names, quant)
+    else:
+        chosen = _vllm_files(names)
+    chosen = [n for n in chosen if not any(fnmatch.fnmatch(n, pattern) for pattern in exclude)]
+    if not chosen:
+        raise NotFound("no file of the repository matches the pull")
+    return chosen
+
+
+def destination(root: Path, ref: ModelRef) -> Path:
+    """The folder a repository's files land in."""
+    return root.joinpath(*ref.repo.split("/"))
+
+
+def model_path(folder: Path, files: Sequence[str], engine: common_pb2.Engine.ValueType) -> Path:
+    """What a load points at: the first GGUF (part) for llama.cpp, the folder for vLLM."""
+    if engine == common_pb2.ENGINE_LLAMACPP:
+        return folder / sorted(n for n in files if n.endswith(".gguf"))[0]
+    return folder
+
+
+def marker_of(path: Path) -> Path:
+    """Where the record of a pulled model lives: beside a GGUF file, inside a folder."""
+    return path / FOLDER_MARKER if path.is_dir() else path.with_name(path.name + MARKER_SUFFIX)
+
+
+def write_marker(path: Path, record: dict[str, Any]) -> None:
+    marker = marker_of(path)
+    temporary = marker.with_name(marker.name + ".tmp")
+    temporary.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    temporary.replace(marker)
+
+
+def read_marker(path: Path) -> dict[str, Any] | None:
+    """The record of a pulled model at ``path``; None for a model put there by hand."""
+    try:
+        record = json.loads(marker_of(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("name"), str) else None
