@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.engine_llamacpp import convert
 from services.engine_llamacpp.process import ChildExited, LlamaServerProcess
 from services.engine_llamacpp.settings import LlamacppSettings
+from switchyard.engine.hub import is_later_part
 from switchyard.engine.params import ChatParams, GenerationParams, TokenizeParams
 from switchyard.engine.protocol import LoadSpec, ModelInfo, Progress
 from switchyard.engine.timing import RequestClock
@@ -57,7 +58,7 @@ class LlamaCppAdapter:
         self.version = version
 
     def is_model(self, path: Path) -> bool:
-        return path.suffix == ".gguf" and _is_gguf(path)
+        return path.suffix == ".gguf" and not is_later_part(path.name) and _is_gguf(path)
 
     def model_path(self, path: Path, shown: str) -> Path:
         if path.is_dir():

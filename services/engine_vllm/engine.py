@@ -72,17 +72,24 @@ def _input_chars(params: GenerationParams) -> int:
     return len(params.prompt or "") + len(params.prompt_token_ids or ()) + _chat_chars(params.chat)
 
 
-def _children() -> set[int]:
-    return {p.pid for p in psutil.Process().children(recursive=True)}
+HELPERS = ("switchyard.engine.pull_worker", "switchyard.runtime.reaper")  # ours, not vLLM's
 
 
-def _kill_new_children(before: set[int]) -> None:
-    """After a failed build: vLLM may leave its engine core behind."""
-    procs = [psutil.Process(pid) for pid in _children() - before]
-    for proc in procs:
+def _children() -> dict[int, psutil.Process]:
+    """This service's descendants, but for the helper processes it starts itself."""
+    children = {}
+    for process in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(procs, timeout=10)
+            if not any(helper in " ".join(process.cmdline()) for helper in HELPERS):
+                children[process.pid] = process
+    return children
+
+
+def _kill(processes: list[psutil.Process]) -> None:
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(processes, timeout=10)
 
 
 class VllmAdapter:
@@ -110,6 +117,8 @@ class VllmAdapter:
         )
 
     async def launch(self, spec: LoadSpec, progress: Progress) -> VllmModel:
+        """Build the engine; its processes are the children that appeared meanwhile (loads run
+        one at a time, and the service's own helpers are told apart)."""
         progress(0.1, "building the vLLM engine")
         figures = SchedulerFigures()
         before = await asyncio.to_thread(_children)
@@ -119,15 +128,17 @@ class VllmAdapter:
             )
         except Exception as exc:  # vLLM raises many types for a model it cannot load
             logger.exception("vLLM failed to load %s", spec.path)
-            await asyncio.to_thread(_kill_new_children, before)
+            after = await asyncio.to_thread(_children)
+            await asyncio.to_thread(_kill, [p for pid, p in after.items() if pid not in before])
             raise FailedPrecondition(f"loading {spec.name} failed: {type(exc).__name__}: {exc}") from exc
-        pids = await asyncio.to_thread(_children)
-        processes = []
-        for pid in pids - before:
-            with contextlib.suppress(psutil.Error):
-                processes.append(psutil.Process(pid))
-        if self.reaper is not None:
-            self.reaper.watch(p.pid for p in processes)
+        try:
+            after = await asyncio.to_thread(_children)
+            processes = [p for pid, p in after.items() if pid not in before]
+            if self.reaper is not None:
+                self.reaper.watch(p.pid for p in processes)
+        except BaseException:
+            await asyncio.to_thread(engine.shutdown)
+            raise
         return VllmModel(engine, processes, figures, self.device, self.settings.status_poll_s)
 
     async def close(self) -> None:

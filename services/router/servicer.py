@@ -17,6 +17,7 @@ import grpc
 from services.router.backends import Backend, BackendPool
 from services.router.catalogue import Catalogue
 from services.router.picker import choose, eligible
+from switchyard.engine.hub import ModelRef, canonical
 from switchyard.engines import engine_name
 from switchyard.enums import check_enums
 from switchyard.errors import Context, InvalidArgument, NotFound, Unavailable, grpc_errors, trailers
@@ -69,12 +70,16 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
             watcher.put(backend.address, backend.status)
 
     async def _pick(self, engine: common_pb2.Engine.ValueType, model: str, exclude: set[str]) -> Backend:
+        model = canonical(model)
         backends = self.pool.backends()
         try:
             candidates = eligible(backends, engine, model)
-        except NotFound:  # held nowhere: maybe under a backend's model roots, loaded on demand
+        except NotFound:  # held nowhere: maybe under a backend's model roots, or on the hub
             of_engine = self.pool.backends(engine)
-            candidates = eligible(backends, engine, model, await self.catalogue.holders(model, of_engine))
+            loadable = await self.catalogue.holders(model, of_engine)
+            if ModelRef.looks_like(model):
+                loadable |= {b.address for b in of_engine if b.reachable and b.status.autopull}
+            candidates = eligible(backends, engine, model, loadable)
         remaining = [b for b in candidates if b.address not in exclude]
         if not remaining:
             raise Unavailable(f"every {engine_name(engine)} backend for this request failed")

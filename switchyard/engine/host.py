@@ -1,12 +1,14 @@
 """The models of one engine service: slots by name, loads one at a time, eviction, keep-alive,
-load on demand, the catalogue under the model roots, and the engine's status.
+load on demand (from the model roots, or pulled from the hub), and the engine's status.
 
 Like llama-swap and Ollama: a request names a model and it is there. A model that is loading
 is waited for; one that is not loaded but lies under the model roots is loaded on demand
 (``autoload``); when ``max_models`` are resident the least recently used idle one makes room;
-an idle model past its keep-alive is unloaded. An explicit load (the seed's API) may evict a
-busy model, aborting its requests, as the seed's "load switches the model" did; a load on
-demand only evicts idle ones and waits a bounded time for one to become idle.
+an idle model past its keep-alive is unloaded. A request waiting for a model counts as using
+it, so no other load on demand can evict it from under it. An explicit load (the seed's API)
+may evict a busy model, aborting its requests, as the seed's "load switches the model" did; a
+load on demand only evicts idle ones and waits, without blocking other loads, a bounded time
+for one to become idle.
 """
 
 from __future__ import annotations
@@ -16,26 +18,39 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
+from typing import Any
 
-from switchyard.engine.hub import HF_PREFIX, ModelRef
-from switchyard.engine.model_roots import list_model_entries, model_name, resolve_model_path
+from switchyard.engine.catalogue import Catalogue
+from switchyard.engine.hub import HF_PREFIX, ModelRef, canonical
+from switchyard.engine.loads import LoadTicket
+from switchyard.engine.model_roots import model_name, resolve_model_path
 from switchyard.engine.params import check_name
-from switchyard.engine.protocol import EngineAdapter, LoadSpec
+from switchyard.engine.protocol import EngineAdapter, LoadSpec, ModelInfo, RunningModel
 from switchyard.engine.pulls import Pulls
 from switchyard.engine.slot import ModelSlot, SlotPolicy
 from switchyard.engine.status import StatusBoard
 from switchyard.engines import ENGINE_NAMES
-from switchyard.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from switchyard.errors import (
+    Conflict,
+    EngineError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
 from switchyard.runtime.settings import EngineSettings
 from switchyard.v1 import control_pb2 as pb
 
 logger = logging.getLogger(__name__)
 MAX_ALIASES = 16
+RETRY_FAILED_LOAD_S = 10.0  # a model whose load failed is tried again on demand after this long
 
 
-def _retrieve(task: asyncio.Task[ModelSlot]) -> None:
+def _retrieve(task: asyncio.Task[Any]) -> None:
     """A load outlives its callers; its failure is in the slot's status, not an asyncio warning."""
     if not task.cancelled():
         task.exception()
@@ -52,32 +67,6 @@ def slot_policy(settings: EngineSettings) -> SlotPolicy:
     )
 
 
-@dataclass
-class LoadTicket:
-    """An explicit load under way: its task, its slot once known, and how its pull (for a hub
-    model) went. Progress: a pull is the first half, the load the second."""
-
-    slot: ModelSlot | None
-    task: asyncio.Task[ModelSlot] | None = None
-    pulled: pb.PullProgress | None = None
-
-    def event(self) -> tuple[pb.ModelState.ValueType, float, str]:
-        """(state, progress, message) for a LoadModel event now."""
-        pulled = self.pulled
-        if self.slot is None:
-            if pulled is None:
-                return pb.MODEL_STATE_LOADING, 0.0, "resolving the hub model"
-            if pulled.state == pb.PULL_STATE_FAILED:
-                return pb.MODEL_STATE_ERROR, 0.0, pulled.error
-            fraction = pulled.bytes_done / pulled.bytes_total if pulled.bytes_total else 0.0
-            mib = 2**20
-            message = f"downloading {pulled.bytes_done / mib:.1f} of {pulled.bytes_total / mib:.1f} MiB"
-            return pb.MODEL_STATE_LOADING, 0.5 * fraction, message
-        model = self.slot.status()
-        progress = model.load_progress if pulled is None else 0.5 + 0.5 * model.load_progress
-        return model.state, progress, model.load_message or model.error
-
-
 class ModelHost:
     def __init__(self, adapter: EngineAdapter, settings: EngineSettings) -> None:
         self.adapter = adapter
@@ -90,8 +79,10 @@ class ModelHost:
         self._load_lock = asyncio.Lock()  # one load at a time: never two models fighting for memory
         self._explicit_load: asyncio.Task[ModelSlot] | None = None
         self._autoloads: dict[str, asyncio.Task[ModelSlot]] = {}
+        self._awaited: Counter[str] = Counter()  # names requests wait for while they are pulled
         self._reaper: asyncio.Task[None] | None = None
-        self.pulls = Pulls(settings, adapter.kind, self.publish)
+        self.catalogue = Catalogue(settings.model_roots, adapter)
+        self.pulls = Pulls(settings, adapter.kind, self._pulled)
         self.publish()
 
     # --- status ---------------------------------------------------------------------------
@@ -104,18 +95,17 @@ class ModelHost:
         """Compose the engine's status from its slots; watchers see it if anything changed."""
         models = [slot.status() for slot in self.slots()]
         states = {m.state for m in models}
-        for state in (pb.MODEL_STATE_LOADING, pb.MODEL_STATE_LOADED, pb.MODEL_STATE_ERROR, pb.MODEL_STATE_IDLE):
-            if state in states or state == pb.MODEL_STATE_IDLE:
-                break
+        order = (pb.MODEL_STATE_LOADING, pb.MODEL_STATE_LOADED, pb.MODEL_STATE_ERROR)
         status = pb.EngineStatus(
             engine=self.adapter.kind,
-            state=state,
+            state=next((s for s in order if s in states), pb.MODEL_STATE_IDLE),
             engine_version=self.adapter.version,
             models=models,
             max_models=self.settings.max_models,
             autoload=self.settings.autoload,
+            autopull=self.settings.autoload and self.settings.autopull,
             process_alive=any(m.process_alive for m in models),
-            pulls=self.pulls.progress() if hasattr(self, "pulls") else [],
+            pulls=self.pulls.progress(),
             load=pb.Load(
                 running_requests=sum(m.load.running_requests for m in models),
                 waiting_requests=sum(m.load.waiting_requests for m in models),
@@ -128,6 +118,10 @@ class ModelHost:
             status.load_progress, status.load_message = lead.load_progress, lead.load_message
             status.device, status.max_model_len = lead.device, lead.max_model_len
         self.board.publish(status)
+
+    def _pulled(self) -> None:
+        self.catalogue.forget()  # a finished pull added a model to the roots
+        self.publish()
 
     async def refresh(self) -> None:
         """Read every model's occupancy now (GetStatus answers with fresh figures)."""
@@ -161,17 +155,19 @@ class ModelHost:
 
     # --- loading --------------------------------------------------------------------------
 
-    def prepare(self, request: pb.LoadModelRequest) -> LoadSpec:
-        """Validate a load without side effects: path, names, keep-alive and engine options."""
-        resolved = resolve_model_path(request.model_path, self.settings.model_roots)
-        path = self.adapter.model_path(resolved, request.model_path)
+    def prepare(self, request: pb.LoadModelRequest, path: Path | None = None) -> LoadSpec:
+        """Validate a load without side effects: path, names, keep-alive and engine options.
+        ``path``: the model is not there yet (a pull comes first): check all but the path."""
+        if path is None:
+            resolved = resolve_model_path(request.model_path, self.settings.model_roots)
+            path = self.adapter.model_path(resolved, request.model_path)
         name = check_name("served_model_name", request.served_model_name) or model_name(path)
         aliases = tuple(dict.fromkeys(check_name("aliases", a) for a in request.aliases))
         if len(aliases) > MAX_ALIASES:
             raise InvalidArgument(f"at most {MAX_ALIASES} aliases, got {len(aliases)}")
         if "" in aliases or name in aliases:
             raise InvalidArgument("aliases must be non-empty and differ from the served name")
-        for slot in self.slots():
+        for slot in self._live():
             if slot.name != name and set(slot.spec.names) & {name, *aliases}:
                 taken = sorted(set(slot.spec.names) & {name, *aliases})[0]
                 raise InvalidArgument(f"name {taken!r} is already used by model {slot.name!r}")
@@ -185,18 +181,24 @@ class ModelHost:
         """Start an explicit load (the caller may go away; the load goes on). Refused while
         another load runs on this engine. ``hf:ORG/REPO[:QUANT]`` is pulled first."""
         running = self._explicit_load is not None and not self._explicit_load.done()
-        pull = ModelRef.parse(request.model_path) if request.model_path.startswith(HF_PREFIX) else None
-        spec = self.prepare(request) if pull is None else None
+        ticket = LoadTicket()
+        work: Coroutine[Any, Any, ModelSlot]
+        if request.model_path.startswith(HF_PREFIX):
+            ref = ModelRef.parse(request.model_path)
+            # everything but the path is checked before a byte is pulled
+            self.prepare(request, path=Path(self.settings.model_roots[0], *ref.repo.split("/")))
+            work = self._pull_then_load(ticket, request, ref, explicit=True)
+        else:
+            ticket.slot = self._queue(self.prepare(request))
+            work = self._load(ticket.slot, explicit=True)
         if running or self._load_lock.locked():
+            work.close()
+            if ticket.slot is not None:
+                self._queued.remove(ticket.slot)
+                self.publish()
             raise Conflict(f"a load is already running on the {self.engine} engine")
-        ticket = LoadTicket(slot=self._queue(spec) if spec is not None else None)
-        work = self._load(ticket.slot, explicit=True) if ticket.slot is not None else None
-        if pull is not None:
-            work = self._pull_then_load(ticket, request, pull, explicit=True)
-        assert work is not None
-        ticket.task = asyncio.create_task(work, name=f"load {request.model_path}")
+        ticket.task = self._explicit_load = asyncio.create_task(work, name=f"load {request.model_path}")
         ticket.task.add_done_callback(_retrieve)
-        self._explicit_load = ticket.task
         return ticket
 
     async def _pull_then_load(
@@ -214,55 +216,72 @@ class ModelHost:
 
     def _queue(self, spec: LoadSpec) -> ModelSlot:
         """A slot for ``spec``, shown in the status (LOADING, queued) at once."""
-        slot = ModelSlot(spec, self.adapter, self.policy, self.publish)
+        slot = ModelSlot(spec, self.adapter, self.policy, self.publish, self._load_lock)
         self._queued.append(slot)
         self.publish()
         return slot
 
     async def _load(self, slot: ModelSlot, explicit: bool) -> ModelSlot:
+        """Wait for room (without holding the lock, so other loads are not refused meanwhile),
+        then load under the lock."""
+        deadline = time.monotonic() + self.settings.evict_wait_s
         try:
-            async with self._load_lock:
-                logger.info("load %s from %s%s", slot.name, slot.spec.path, "" if explicit else " (on demand)")
-                await self._make_room(slot.spec, explicit)
-                self._queued.remove(slot)
-                self._slots[slot.name] = slot
-                await slot.start()
-                return slot
+            while True:
+                async with self._load_lock:
+                    if slot.removed or slot not in self._queued:
+                        raise Unavailable(f"the load of {slot.name} was cancelled: the model was unloaded")
+                    if await self._make_room(slot.spec, explicit):
+                        logger.info("load %s from %s%s", slot.name, slot.spec.path, "" if explicit else " (on demand)")
+                        self._queued.remove(slot)
+                        self._slots[slot.name] = slot
+                        await slot.start()
+                        return slot
+                    changed = self.board.changed
+                    busy = len([s for s in self._slots.values() if s.resident])
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ResourceExhausted(
+                        f"all {busy} models of the {self.engine} engine are busy (max_models "
+                        f"{self.settings.max_models}); {slot.name} cannot be loaded now, retry later"
+                    )
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):
+                        await changed.wait()
         except BaseException as exc:
             if slot in self._queued:  # it never got its turn: its waiters learn why
                 self._queued.remove(slot)
-                slot.abandon(str(exc) or type(exc).__name__)
+                slot.abandon(exc if isinstance(exc, EngineError) else Unavailable(f"the load of {slot.name} stopped"))
             raise
 
-    async def _make_room(self, spec: LoadSpec, explicit: bool) -> None:
-        """Unload what the new model replaces, drop failed slots, evict until it fits."""
+    async def _make_room(self, spec: LoadSpec, explicit: bool) -> bool:
+        """Unload what the new model replaces, drop failed slots, evict idle models until it
+        fits (an explicit load also busy ones); False when it cannot fit yet."""
         for slot in list(self._slots.values()):
+            if slot.name == spec.name and slot.resident and not explicit:
+                raise Conflict(f"model {spec.name!r} is already loaded on the {self.engine} engine")
             if slot.name == spec.name or not slot.resident:
                 await self._remove(slot, "replaced" if slot.name == spec.name else "cleared after its failure")
-        deadline = time.monotonic() + self.settings.evict_wait_s
         while True:
             resident = sorted((s for s in self._slots.values() if s.resident), key=lambda s: s.last_used)
             if len(resident) < self.settings.max_models:
-                return
-            idle = [s for s in resident if s.in_flight == 0 and s.state == pb.MODEL_STATE_LOADED]
-            if idle or explicit:
-                victim = (idle or resident)[0]
-                await self._remove(victim, f"least recently used; making room for {spec.name}")
-                continue
-            _, changed = self.board.snapshot()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ResourceExhausted(
-                    f"all {len(resident)} models of the {self.engine} engine are busy (max_models "
-                    f"{self.settings.max_models}); {spec.name} cannot be loaded now, retry later"
-                )
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
-                    await changed.wait()
+                return True
+            idle = [
+                s for s in resident if not s.busy and s.state == pb.MODEL_STATE_LOADED and not self._awaited[s.name]
+            ]
+            if not idle and not explicit:
+                return False
+            victim = (idle or resident)[0]
+            await self._remove(victim, f"least recently used; making room for {spec.name}")
 
     async def _remove(self, slot: ModelSlot, why: str) -> None:
+        """Stop a slot and forget it once stopped; the stop runs to its end (and the slot stays
+        listed until then) even if this caller is cancelled."""
         logger.info("unload %s (%s)", slot.name, why)
-        await slot.stop()
+        stopping = slot.stop()
+        stopping.add_done_callback(lambda _: self._forget(slot))
+        await asyncio.shield(stopping)
+
+    def _forget(self, slot: ModelSlot) -> None:
         if self._slots.get(slot.name) is slot:
             del self._slots[slot.name]
         if slot in self._queued:
@@ -282,7 +301,7 @@ class ModelHost:
             for each in self.slots():
                 await self._remove(each, "unload")
             return
-        slot = self.find(check_name("model", name))
+        slot = self.find(canonical(check_name("model", name)))
         if slot is None:
             raise NotFound(f"model {name!r} is not loaded on the {self.engine} engine")
         if slot.state == pb.MODEL_STATE_LOADING:
@@ -297,20 +316,26 @@ class ModelHost:
         """Unload each model that stayed idle past its keep-alive; sleep until the next is due
         or the status changes (a request, a load)."""
         while True:
-            _, changed = self.board.snapshot()
+            changed = self.board.changed
+            try:
+                for slot in self.slots():
+                    remaining = slot.expires_in(time.monotonic())  # now, not before the last stop
+                    if remaining is not None and remaining <= 0:
+                        await self._remove(slot, f"idle for {slot.spec.keep_alive_s:g}s")
+            except Exception:
+                logger.exception("unloading idle models failed")
             now = time.monotonic()
-            waits = [(slot.expires_in(now), slot) for slot in self.slots()]
-            for remaining, slot in waits:
-                if remaining is not None and remaining <= 0:
-                    await self._remove(slot, f"idle for {slot.spec.keep_alive_s:g}s")
-            pending = [r for r, _ in waits if r is not None and r > 0]
+            pending = [r for r in (s.expires_in(now) for s in self.slots()) if r is not None]
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(pending) if pending else None):
+                async with asyncio.timeout(max(min(pending), 0.0) if pending else None):
                     await changed.wait()
 
     async def close(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
+        """Stop everything: pending loads first, so none starts a model after the stops."""
+        tasks = [t for t in (self._reaper, self._explicit_load, *self._autoloads.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.pulls.close()
         for slot in self.slots():
             await self._remove(slot, "shutdown")
@@ -318,72 +343,97 @@ class ModelHost:
 
     # --- serving --------------------------------------------------------------------------
 
-    async def serving(self, name: str) -> ModelSlot:
-        """The slot to serve a request naming ``name`` (empty: the default model), waiting for
-        it while it loads and loading it on demand; bounded by ``load_wait_s``."""
-        async with asyncio.timeout(self.settings.load_wait_s) as scope:
+    @contextlib.asynccontextmanager
+    async def request(self, name: str) -> AsyncIterator[tuple[ModelSlot, RunningModel, ModelInfo]]:
+        """The model for one request (empty name: the default model), waited for while it
+        loads and loaded on demand, bounded by ``load_wait_s``; held as busy while used."""
+        slot = await self._claim(canonical(name))
+        try:
+            running, info = slot.running, slot.info
+            if running is None or info is None:  # stopped between the claim and now
+                raise Unavailable(f"model {slot.name!r} is not running ({pb.ModelState.Name(slot.state)})")
+            yield slot, running, info
+        finally:
+            slot.release()
+
+    async def _claim(self, name: str) -> ModelSlot:
+        slot = self.find(name) if name else self._default()
+        if slot is not None and slot.state == pb.MODEL_STATE_LOADED and slot.running is not None:
+            slot.claim()  # the common case: no waiting, no timer
+            return slot
+        try:
+            async with asyncio.timeout(self.settings.load_wait_s):
+                return await self._wait_for(name)
+        except TimeoutError:
+            what = repr(name) if name else f"the {self.engine} engine's model"
+            raise Unavailable(f"{what} is still loading after {self.settings.load_wait_s:g}s") from None
+
+    async def _wait_for(self, name: str) -> ModelSlot:
+        while True:
+            changed = self.board.changed
+            slot = self.find(name) if name else self._default()
+            if slot is None or self._retry_on_demand(slot):
+                if not name:
+                    raise FailedPrecondition(f"no model loaded on the {self.engine} engine")
+                slot = await self._on_demand(name)
+            slot.claim()
             try:
-                while True:
-                    _, changed = self.board.snapshot()
-                    slot = self.find(name) if name else self._default()
-                    if slot is None:
-                        if not name:
-                            raise FailedPrecondition(f"no model loaded on the {self.engine} engine")
-                        slot = await asyncio.shield(self._load_on_demand(name))
-                    await slot.settled()
-                    if slot.state == pb.MODEL_STATE_LOADED and slot.running is not None:
-                        return slot
-                    if not slot.removed:
-                        raise Unavailable(f"model {slot.name!r} on the {self.engine} engine is in error: {slot.error}")
-                    await changed.wait()  # stopped while we waited: look again once the status moves on
-            except TimeoutError:
-                if scope.expired():
-                    what = repr(name) if name else f"the {self.engine} engine's model"
-                    raise Unavailable(f"{what} is still loading after {self.settings.load_wait_s:g}s") from None
+                await slot.settled()
+            except BaseException:
+                slot.release()
                 raise
+            if slot.state == pb.MODEL_STATE_LOADED and slot.running is not None:
+                return slot
+            slot.release()
+            if not slot.removed:
+                if slot.load_error is not None:
+                    raise slot.load_error  # the load's own error (its code: 429 when no room)
+                raise Unavailable(f"model {slot.name!r} on the {self.engine} engine is in error: {slot.error}")
+            await changed.wait()  # stopped while we waited: look again once the status moves on
 
-    def _load_on_demand(self, name: str) -> asyncio.Task[ModelSlot]:
-        """The load of ``name`` from the catalogue (or, with autopull, from the hub), shared by
-        every request that asks for it."""
+    def _pending_load(self, name: str) -> asyncio.Task[ModelSlot] | None:
         task = self._autoloads.get(name)
-        if task is not None:
-            return task
-        entry = next((e for e in self.catalogue() if e.name == name), None)
-        pull = entry is None and self.settings.autopull and ModelRef.looks_like(name)
-        if not self.settings.autoload or (entry is None and not pull):
-            why = "; load it first (autoload is off)" if entry is not None else ""
-            raise FailedPrecondition(
-                f"model {name!r} is not loaded on the {self.engine} engine (loaded: {self._loaded_names()}){why}"
-            )
-        if entry is not None:
-            request = pb.LoadModelRequest(engine=self.adapter.kind, model_path=entry.path, served_model_name=name)
-            work = self._load(self._queue(self.prepare(request)), explicit=False)
-        else:
-            request = pb.LoadModelRequest(engine=self.adapter.kind)
-            work = self._pull_then_load(LoadTicket(slot=None), request, ModelRef.parse(name), explicit=False)
-        task = asyncio.create_task(work, name=f"load {name} on demand")
-        self._autoloads[name] = task
-        task.add_done_callback(_retrieve)
-        task.add_done_callback(lambda _: self._autoloads.pop(name, None))
-        return task
+        return task if task is not None and not task.done() else None
 
-    # --- catalogue ------------------------------------------------------------------------
+    def _retry_on_demand(self, slot: ModelSlot) -> bool:
+        """A model whose load failed a while ago is loaded again when a request names it."""
+        failed = slot.state == pb.MODEL_STATE_ERROR and not slot.restarting and not slot.running
+        return failed and self.settings.autoload and time.monotonic() - slot.failed_at > RETRY_FAILED_LOAD_S
 
-    def catalogue(self) -> list[pb.ModelEntry]:
-        """Models under the roots this engine can load, with the state of those in a slot."""
-        entries = list_model_entries(self.settings.model_roots, self.adapter.kind, self.adapter.is_model)
-        by_path: dict[Path, list[ModelSlot]] = {}
-        for slot in self.slots():
-            by_path.setdefault(slot.spec.path, []).append(slot)
-        for entry in entries:
-            slots = by_path.get(Path(entry.path), [])
-            entry.served_names.extend(name for slot in slots for name in slot.spec.names)
-            entry.loaded = any(slot.state == pb.MODEL_STATE_LOADED for slot in slots)
-            states = {slot.state for slot in slots}
-            for state in (pb.MODEL_STATE_LOADED, pb.MODEL_STATE_LOADING, pb.MODEL_STATE_ERROR):
-                if state in states:
-                    entry.state = state
-                    break
+    async def _on_demand(self, name: str) -> ModelSlot:
+        """The slot a load on demand of ``name`` fills: from the roots, or pulled from the hub
+        first (autopull); one load per name however many requests ask for it."""
+        task = self._pending_load(name)
+        if task is None:
+            entry = next((e for e in await self.catalogue.entries(self.slots()) if e.name == name), None)
+            pull = entry is None and self.settings.autopull and ModelRef.looks_like(name)
+            if not self.settings.autoload or (entry is None and not pull):
+                why = "; load it first (autoload is off)" if entry is not None else ""
+                raise FailedPrecondition(
+                    f"model {name!r} is not loaded on the {self.engine} engine (loaded: {self._loaded_names()}){why}"
+                )
+            task = self._pending_load(name)  # another request may have started it meanwhile,
+            slot = self.find(name)  # or even finished it
+            if task is None and slot is not None and not self._retry_on_demand(slot):
+                return slot
+        if task is None:
+            work: Coroutine[Any, Any, ModelSlot]
+            if entry is not None:
+                request = pb.LoadModelRequest(engine=self.adapter.kind, model_path=entry.path, served_model_name=name)
+                work = self._load(self._queue(self.prepare(request)), explicit=False)
             else:
-                entry.state = pb.MODEL_STATE_IDLE
-        return entries
+                request = pb.LoadModelRequest(engine=self.adapter.kind)
+                work = self._pull_then_load(LoadTicket(), request, ModelRef.parse(name), explicit=False)
+            task = self._autoloads[name] = asyncio.create_task(work, name=f"load {name} on demand")
+            task.add_done_callback(_retrieve)
+            task.add_done_callback(lambda _: self._autoloads.pop(name, None))
+        slot = self.find(name)  # a load from the roots shows its (queued) slot at once
+        if slot is not None and not self._retry_on_demand(slot):
+            return slot
+        self._awaited[name] += 1  # pulled first: the slot comes later; keep it from eviction
+        try:
+            return await asyncio.shield(task)
+        finally:
+            self._awaited[name] -= 1
+            if not self._awaited[name]:
+                del self._awaited[name]

@@ -29,8 +29,7 @@ REPO_ID = re.compile(rf"{_PART}/{_PART}")
 QUANT = re.compile(r"[A-Za-z0-9_]{1,32}")
 DEFAULT_QUANT = "Q4_K_M"  # llama-server's choice when -hf names none
 SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
-MARKER_SUFFIX = ".switchyard-pull.json"
-FOLDER_MARKER = ".switchyard-pull.json"
+MARKER = ".switchyard-pull.json"
 # What vLLM needs of a repository: configuration, tokenizer and safetensors weights, top level.
 VLLM_FILES = ("*.json", "*.safetensors", "tokenizer.model", "*.tiktoken", "*.txt", "*.jinja")
 
@@ -63,6 +62,11 @@ class ModelRef:
         return REPO_ID.fullmatch(text.removeprefix(HF_PREFIX).partition(":")[0]) is not None
 
 
+def canonical(name: str) -> str:
+    """``hf:ORG/REPO[:QUANT]`` names the model ``ORG/REPO[:QUANT]``."""
+    return name.removeprefix(HF_PREFIX) if name.startswith(HF_PREFIX) and ModelRef.looks_like(name) else name
+
+
 def default_engine(model: str) -> str:
     """The engine a pull is for when none is named: llama.cpp for a quantization or a
     repository named *GGUF, else vLLM."""
@@ -84,6 +88,13 @@ def check_names(names: Sequence[str]) -> None:
         )
         if hostile:
             raise FailedPrecondition(f"the hub listed a file name outside the repository: {name!r}; refusing the pull")
+
+
+def is_later_part(name: str) -> bool:
+    """A part of a split GGUF other than the first (llama.cpp loads a split model by its
+    first part)."""
+    split = SPLIT.search(name)
+    return split is not None and int(split.group(1)) != 1
 
 
 def _quant_of(name: str) -> str | None:
@@ -150,13 +161,16 @@ def destination(root: Path, ref: ModelRef) -> Path:
 def model_path(folder: Path, files: Sequence[str], engine: common_pb2.Engine.ValueType) -> Path:
     """What a load points at: the first GGUF (part) for llama.cpp, the folder for vLLM."""
     if engine == common_pb2.ENGINE_LLAMACPP:
-        return folder / sorted(n for n in files if n.endswith(".gguf"))[0]
+        ggufs = sorted(n for n in files if n.endswith(".gguf"))
+        if not ggufs:
+            raise NotFound("the files of the pull hold no GGUF model for llama.cpp")
+        return folder / ggufs[0]
     return folder
 
 
 def marker_of(path: Path) -> Path:
     """Where the record of a pulled model lives: beside a GGUF file, inside a folder."""
-    return path / FOLDER_MARKER if path.is_dir() else path.with_name(path.name + MARKER_SUFFIX)
+    return path / MARKER if path.is_dir() else path.with_name(path.name + MARKER)
 
 
 def write_marker(path: Path, record: dict[str, Any]) -> None:

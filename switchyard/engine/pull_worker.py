@@ -17,6 +17,7 @@ import json
 import shutil
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -136,10 +137,10 @@ def _fetch(url: str, token: str | None, size: int, sha256: str | None, part: Pat
             raise Unavailable(f"{name} does not match the hub's checksum; it was removed, pull again")
 
 
-def pull(job: dict[str, Any], staged: list[Path]) -> dict[str, Any]:
+def pull(job: dict[str, Any]) -> dict[str, Any]:
     """Resolve, then download under a lock per model (replicas on a shared volume, and a
-    second pull, wait for the first); the result event's fields. The staging folder is
-    appended to ``staged``, so a failure can decide whether to keep it."""
+    second pull, wait for the first); the result event's fields. A failure removes what it
+    staged, unless it was the network's: then the next try resumes."""
     ref = ModelRef.parse(job["model"])
     root, engine = Path(job["root"]), int(job["engine"])
     emit({"event": "progress", "state": "resolving"})
@@ -152,10 +153,10 @@ def pull(job: dict[str, Any], staged: list[Path]) -> dict[str, Any]:
     target = model_path(folder, files, engine)  # type: ignore[arg-type]
     sizes = {name: int(siblings[name].size or 0) for name in files}
     result = {"model_path": str(target), "name": ref.name, "revision": sha, "bytes": sum(sizes.values())}
-    staging = root / ".switchyard-partial" / f"{ref.repo.replace('/', '--')}--{sha[:12]}"
-    staging.mkdir(parents=True, exist_ok=True)
-    staged.append(staging)
-    emit({"event": "staging", "path": str(staging)})
+    # one staging folder per model, engine and commit: pulls of other files never share it
+    key = f"{ref.repo.replace('/', '--')}--{ref.quant or 'all'}--{engine}--{sha[:12]}"
+    staging = root / ".switchyard-partial" / key
+    staging.parent.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(str(staging) + ".lock")
     while True:
         try:
@@ -163,10 +164,14 @@ def pull(job: dict[str, Any], staged: list[Path]) -> dict[str, Any]:
             break
         except filelock.Timeout:
             emit({"event": "progress", "state": "waiting"})
+    staging.mkdir(exist_ok=True)
+    emit({"event": "staging", "path": str(staging)})
     try:
         record = read_marker(target) if target.exists() else None
-        here = record is not None and record.get("revision") == sha and record.get("name") == ref.name
+        here = record is not None and record.get("revision") == sha
         if here and all(_size(folder / name) == sizes[name] for name in files):
+            if record is not None and record.get("name") != ref.name:  # listed under the name asked last
+                write_marker(target, {**record, "name": ref.name})
             return result  # already here, whole
         lfs = {name: siblings[name].lfs for name in files}
         _download(ref.repo, sha, token, sizes, {n: x.sha256 if x else None for n, x in lfs.items()}, staging, root)
@@ -177,6 +182,10 @@ def pull(job: dict[str, Any], staged: list[Path]) -> dict[str, Any]:
         write_marker(target, {"name": ref.name, "repo": ref.repo, "revision": sha, "files": files, "engine": engine})
         shutil.rmtree(staging, ignore_errors=True)
         return result
+    except Exception:
+        if not _transient(sys.exc_info()[1]):  # a network failure keeps its parts: the next try resumes
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
     finally:
         lock.release()
 
@@ -210,6 +219,10 @@ def _download(
         progress.report()
 
 
+def _transient(exc: BaseException | None) -> bool:
+    return isinstance(exc, Exception) and _error(exc)[0] == "UNAVAILABLE"
+
+
 def _error(exc: Exception) -> tuple[str, str, str]:
     """(gRPC code name, message, reason) for what went wrong."""
     if isinstance(exc, EngineError):
@@ -228,20 +241,18 @@ def _error(exc: Exception) -> tuple[str, str, str]:
         return "PERMISSION_DENIED", f"the hub refused the pull ({exc.response.status_code}): check HF_TOKEN", ""
     if isinstance(exc, HfHubHTTPError | OSError | ValueError):
         return "UNAVAILABLE", f"the hub could not be reached or answered wrongly: {exc}", ""
-    raise exc
+    return "INTERNAL", f"the pull failed: {type(exc).__name__}: {exc}", ""
 
 
 def main() -> None:
     constants.DOWNLOAD_CHUNK_SIZE = CHUNK_BYTES
     job = json.loads(sys.stdin.read())
-    staged: list[Path] = []
     try:
-        emit({"event": "done", **pull(job, staged)})
+        emit({"event": "done", **pull(job)})
     except Exception as exc:
         code, message, reason = _error(exc)
-        if code != "UNAVAILABLE":  # only a network failure keeps its parts, for the next try to resume
-            for folder in staged:
-                shutil.rmtree(folder, ignore_errors=True)
+        if code == "INTERNAL":
+            traceback.print_exc()  # to stderr: the service logs it
         emit({"event": "error", "code": code, "message": message, "reason": reason})
         sys.exit(1)
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import filelock
+
 from switchyard.engine.hub import ModelRef
 from switchyard.errors import EngineError, InvalidArgument, error_for_code
 from switchyard.runtime.lifetime import tied_to_parent
@@ -62,12 +64,26 @@ def hub_token(settings: EngineSettings) -> str | None:
     return os.environ.get("HF_TOKEN") or None
 
 
+def _remove_staging(staging: Path) -> None:
+    """Remove a stopped worker's files, unless another pull (a replica on a shared volume) took
+    the model's lock meanwhile and carries on with them."""
+    lock = filelock.FileLock(str(staging) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        lock.release()
+
+
 @dataclass
 class PullJob:
     """One model being pulled: its worker and its latest progress."""
 
     key: tuple[Any, ...]
-    job: dict[str, Any]
+    job: dict[str, Any] = field(repr=False)  # holds the token
     progress: pb.PullProgress
     callers: int = 0
     staging: Path | None = None
@@ -147,14 +163,8 @@ class Pulls:
             job.callers -= 1
             if job.callers == 0 and not job.finished and job.task is not None:
                 logger.info("pull of %s cancelled: nobody waits for it", job.progress.model)
+                self._jobs.pop(job.key, None)  # a caller coming now starts afresh
                 job.task.cancel()
-
-    async def ensure(self, request: pb.PullModelRequest) -> pb.PullProgress:
-        """Pull (or join the pull of) a model and return its final progress (DONE)."""
-        last = pb.PullProgress()
-        async for progress in self.pull(request):
-            last = progress
-        return last
 
     async def close(self) -> None:
         for job in list(self._jobs.values()):
@@ -254,4 +264,4 @@ class Pulls:
                 job.proc.kill()
             await job.proc.wait()
         if job.staging is not None:
-            await asyncio.to_thread(shutil.rmtree, job.staging, True)
+            await asyncio.to_thread(_remove_staging, job.staging)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 
 import grpc
 from google.protobuf.message import Message
@@ -18,6 +19,7 @@ from google.protobuf.message import Message
 from switchyard.engine import metrics
 from switchyard.engine.host import ModelHost
 from switchyard.engine.params import check_name, generation_from_proto, tokenize_from_proto
+from switchyard.engine.protocol import ModelInfo, RunningModel
 from switchyard.engine.slot import ModelSlot
 from switchyard.engines import ENGINE_NAMES, engine_name
 from switchyard.enums import check_enums
@@ -52,10 +54,13 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
             asked = engine_name(engine)
             raise InvalidArgument(f"this is the {self.name} engine; the request is for {asked}")
 
-    async def _slot(self, request: Message, engine: common_pb2.Engine.ValueType, model: str) -> ModelSlot:
+    def _request(
+        self, request: Message, engine: common_pb2.Engine.ValueType, model: str
+    ) -> AbstractAsyncContextManager[tuple[ModelSlot, RunningModel, ModelInfo]]:
+        """Checks, then the host's hold on the model a request names."""
         check_enums(request)
         self._check_engine(engine)
-        return await self.host.serving(check_name("model", model))
+        return self.host.request(check_name("model", model))
 
     # --- Inference ------------------------------------------------------------------------
 
@@ -66,19 +71,20 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         code = grpc.StatusCode.OK
         metrics.IN_FLIGHT.labels(self.name).inc()
         try:
-            async with grpc_errors(context, "Generate"):
-                slot = await self._slot(request, request.engine, request.model)
-                async with slot.use() as (running, info):
-                    params = generation_from_proto(request, info.vocab_size, info.max_model_len)
-                    logger.info("generate %s start (%s)", params.request_id, slot.name)
-                    first = True
-                    async for response in running.generate(params):
-                        if first and response.HasField("delta"):
-                            metrics.TIME_TO_FIRST_TOKEN.labels(self.name).observe(time.monotonic() - start)
-                            first = False
-                        if response.HasField("finished"):
-                            self._finish(response.finished, slot, params.request_id)
-                        yield response
+            async with (
+                grpc_errors(context, "Generate"),
+                self._request(request, request.engine, request.model) as (slot, running, info),
+            ):
+                params = generation_from_proto(request, info.vocab_size, info.max_model_len)
+                logger.info("generate %s start (%s)", params.request_id, slot.name)
+                first = True
+                async for response in running.generate(params):
+                    if first and response.HasField("delta"):
+                        metrics.TIME_TO_FIRST_TOKEN.labels(self.name).observe(time.monotonic() - start)
+                        first = False
+                    if response.HasField("finished"):
+                        self._finish(response.finished, slot, params.request_id)
+                    yield response
         except grpc.aio.AbortError:
             code = context.code() or grpc.StatusCode.UNKNOWN
             raise
@@ -107,23 +113,25 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
     async def Tokenize(
         self, request: inference_pb2.TokenizeRequest, context: Context
     ) -> inference_pb2.TokenizeResponse:
-        async with grpc_errors(context, "Tokenize"):
-            slot = await self._slot(request, request.engine, request.model)
-            async with slot.use() as (running, _):
-                return await running.tokenize(tokenize_from_proto(request))
+        async with (
+            grpc_errors(context, "Tokenize"),
+            self._request(request, request.engine, request.model) as (_, running, _),
+        ):
+            return await running.tokenize(tokenize_from_proto(request))
         raise AssertionError("unreachable")
 
     async def Detokenize(
         self, request: inference_pb2.DetokenizeRequest, context: Context
     ) -> inference_pb2.DetokenizeResponse:
-        async with grpc_errors(context, "Detokenize"):
-            slot = await self._slot(request, request.engine, request.model)
-            async with slot.use() as (running, info):
-                ids = list(request.token_ids)
-                bad = next((t for t in ids if t >= info.vocab_size), None)
-                if bad is not None:
-                    raise InvalidArgument(f"token id {bad} is outside the vocabulary ({info.vocab_size})")
-                return inference_pb2.DetokenizeResponse(text=await running.detokenize(ids))
+        async with (
+            grpc_errors(context, "Detokenize"),
+            self._request(request, request.engine, request.model) as (_, running, info),
+        ):
+            ids = list(request.token_ids)
+            bad = next((t for t in ids if t >= info.vocab_size), None)
+            if bad is not None:
+                raise InvalidArgument(f"token id {bad} is outside the vocabulary ({info.vocab_size})")
+            return inference_pb2.DetokenizeResponse(text=await running.detokenize(ids))
         raise AssertionError("unreachable")
 
     # --- Control --------------------------------------------------------------------------
@@ -205,5 +213,5 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         async with grpc_errors(context, "ListModels"):
             if not self._selected(request, request.engine):
                 return control_pb2.ListModelsResponse()
-            return control_pb2.ListModelsResponse(models=self.host.catalogue())
+            return control_pb2.ListModelsResponse(models=await self.host.catalogue.entries(self.host.slots()))
         raise AssertionError("unreachable")

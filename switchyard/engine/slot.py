@@ -1,9 +1,10 @@
 """One model of an engine service, and the single owner of its state.
 
-A slot takes a model from LOADING to LOADED or ERROR, counts the requests it serves, watches
-for its engine dying (and restarts it per policy), and stops it so that nothing of it is left:
-``stop`` returns only once every process of the model has exited. Adapters only launch, run
-and stop; any failure they did not foresee becomes ERROR here, with an INTERNAL status and the
+A slot takes a model from LOADING to LOADED or ERROR, counts the requests that use it (or wait
+for it), watches for its engine dying (and restarts it per policy), and stops it so that
+nothing of it is left: a stop returns only once every process of the model has exited, and it
+runs to its end even when the caller that asked for it goes away. Adapters only launch, run and
+stop; any failure they did not foresee becomes ERROR here, with an INTERNAL status and the
 cause logged, never a slot stuck in LOADING.
 """
 
@@ -14,8 +15,9 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import psutil
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -55,19 +57,27 @@ def _memory_of(processes: list[psutil.Process]) -> int:
 
 class ModelSlot:
     def __init__(
-        self, spec: LoadSpec, adapter: EngineAdapter, policy: SlotPolicy, on_change: Callable[[], None]
+        self,
+        spec: LoadSpec,
+        adapter: EngineAdapter,
+        policy: SlotPolicy,
+        on_change: Callable[[], None],
+        load_lock: asyncio.Lock,
     ) -> None:
         self.spec = spec  # what was asked
         self.adapter = adapter
         self.policy = policy
         self._on_change = on_change
+        self._load_lock = load_lock  # the engine's: a restart waits for any load, as a load would
         self.running: RunningModel | None = None  # what is loaded
         self.info: ModelInfo | None = None
         self.state: pb.ModelState.ValueType = pb.MODEL_STATE_LOADING
         self.error = ""
+        self.load_error: EngineError | None = None  # why the last load failed, with its code
+        self.failed_at = 0.0  # monotonic time of the last failure
         self.progress = 0.0
         self.message = "queued"
-        self.in_flight = 0
+        self.in_flight = 0  # requests using the model or waiting for it
         self.asked_at = time.time()
         self.loaded_at: float | None = None
         self.last_used = time.monotonic()  # for the keep-alive timer
@@ -81,6 +91,7 @@ class ModelSlot:
         self._lock = asyncio.Lock()  # held by every transition
         self._crashes: deque[float] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
@@ -90,6 +101,10 @@ class ModelSlot:
     def resident(self) -> bool:
         """Holds (or is about to hold) the engine's memory: counts against max_models."""
         return self.state in (pb.MODEL_STATE_LOADING, pb.MODEL_STATE_LOADED) or self.restarting
+
+    @property
+    def busy(self) -> bool:
+        return self.in_flight > 0
 
     # --- transitions ----------------------------------------------------------------------
 
@@ -116,6 +131,7 @@ class ModelSlot:
             await self._start_locked()
 
     async def _start_locked(self) -> None:
+        self.load_error = None
         self._set(pb.MODEL_STATE_LOADING, progress=0.0, message="starting", error="")
         running: RunningModel | None = None
         try:
@@ -124,8 +140,9 @@ class ModelSlot:
         except BaseException as exc:
             error = self._load_error(exc)
             if running is not None:
-                await self._stop_running(running)
+                await asyncio.shield(self._stop_running(running))
             self.restarting = False
+            self.failed_at, self.load_error = time.monotonic(), error
             self._set(pb.MODEL_STATE_ERROR, error=str(error), progress=0.0, message="")
             if isinstance(exc, asyncio.CancelledError):
                 raise
@@ -145,42 +162,52 @@ class ModelSlot:
         logger.error("loading %s failed unexpectedly", self.name, exc_info=exc)
         return Internal(f"loading {self.name} failed: {type(exc).__name__}: {exc}")
 
-    def abandon(self, reason: str) -> None:
+    def abandon(self, error: EngineError) -> None:
         """A load that never started (no room for it, the service stopping): ERROR, settled."""
-        self._set(pb.MODEL_STATE_ERROR, error=reason, message="")
+        self.failed_at, self.load_error = time.monotonic(), error
+        self._set(pb.MODEL_STATE_ERROR, error=str(error), message="")
 
-    async def stop(self) -> None:
-        """Abort the model's requests and stop it; returns once its processes are gone."""
-        self.removed = True
-        self._removed.set()
+    def stop(self) -> asyncio.Task[None]:
+        """Abort the model's requests and stop it; the task ends once its processes are gone.
+        One stop per slot, which runs on if whoever awaits it goes away (shield it)."""
+        if self._stopping is None:
+            self.removed = True
+            self._removed.set()
+            self._stopping = asyncio.create_task(self._stop(), name=f"stop {self.name}")
+        return self._stopping
+
+    async def _stop(self) -> None:
         async with self._lock:
             for task in self._tasks:
-                task.cancel()  # a watch or a restart waiting for the lock, never inside it
-            running, self.running, self.info = self.running, None, None
+                task.cancel()  # a watch or a restart waiting for a lock, never inside this one
+            running = self.running
             if running is not None:
                 await self._stop_running(running)
+            self.running, self.info = None, None
             self.restarting = False
             self._set(pb.MODEL_STATE_IDLE, occupancy=pb.Load(), memory_bytes=0)
 
     async def _stop_running(self, running: RunningModel) -> None:
+        """Stop the engine instance, then make sure its processes are gone, whatever happens."""
         processes = running.processes()
         try:
             async with asyncio.timeout(self.policy.stop_timeout_s):
                 await running.stop()
         except Exception:
             logger.exception("stopping %s failed; killing its processes", self.name)
-        _, alive = await asyncio.to_thread(psutil.wait_procs, processes, self.policy.stop_timeout_s)
-        for process in alive:
-            logger.warning("%s: process %d outlived the stop; killing it", self.name, process.pid)
-            with contextlib.suppress(psutil.Error):
-                process.kill()
-        if alive:
-            await asyncio.to_thread(psutil.wait_procs, alive, 5.0)
+        finally:
+            _, alive = await asyncio.to_thread(psutil.wait_procs, processes, self.policy.stop_timeout_s)
+            for process in alive:
+                logger.warning("%s: process %d outlived the stop; killing it", self.name, process.pid)
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
+            if alive:
+                await asyncio.to_thread(psutil.wait_procs, alive, 5.0)
 
     # --- watching and restarting ----------------------------------------------------------
 
-    def _spawn(self, coro: object, name: str) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -199,9 +226,15 @@ class ModelSlot:
         failed = asyncio.ensure_future(running.failed())
         try:
             while not failed.done():
-                await self.refresh()
+                try:
+                    await self.refresh()
+                except Exception:
+                    logger.exception("%s: reading its figures failed", self.name)
                 await asyncio.wait({failed}, timeout=self.policy.poll_s)
             reason = failed.result()
+        except Exception as exc:
+            logger.exception("%s: watching its engine failed", self.name)
+            reason = f"watching the engine failed: {type(exc).__name__}: {exc}"
         finally:
             failed.cancel()
         await self._crashed(running, reason)
@@ -210,8 +243,6 @@ class ModelSlot:
         async with self._lock:
             if self.running is not running or self.removed:
                 return  # stopped on purpose
-            self.running, self.info = None, None
-            await self._stop_running(running)
             now = time.monotonic()
             self._crashes.append(now)
             while self._crashes and now - self._crashes[0] > self.policy.restart_window_s:
@@ -221,7 +252,10 @@ class ModelSlot:
             if policy.restart_on_crash and not self.restarting:
                 reason += "\n(restart limit reached; load again to retry)"
             logger.error("%s: %s", self.name, reason)
+            # requests see the failure at once (and wait, when a restart comes); then the rest
+            self.running, self.info, self.failed_at = None, None, now
             self._set(pb.MODEL_STATE_ERROR, error=reason, occupancy=pb.Load(), memory_bytes=0)
+            await self._stop_running(running)
         if self.restarting:
             delay = policy.restart_backoff_s * 2 ** (len(self._crashes) - 1)
             self._spawn(self._restart(delay), f"restart {self.name}")
@@ -230,12 +264,26 @@ class ModelSlot:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(delay):  # back-off between restarts, cut short by a stop
                 await self._removed.wait()
-        async with self._lock:
+        async with self._load_lock, self._lock:  # never beside another load: one at a time
             if self.removed or self.running is not None:
                 return
             self._set(pb.MODEL_STATE_LOADING, message="restarting")
-            with contextlib.suppress(EngineError):
+            try:
                 await self._start_locked()
+                return
+            except EngineError as exc:
+                reason = f"restarting failed: {exc}"
+        # a failed restart counts as a crash: try again within the policy's budget
+        self.restarting = True  # _crashed needs a running model; account for it here
+        now = time.monotonic()
+        self._crashes.append(now)
+        if len(self._crashes) <= self.policy.max_restarts and not self.removed:
+            self._set(pb.MODEL_STATE_ERROR, error=reason)
+            delay = self.policy.restart_backoff_s * 2 ** (len(self._crashes) - 1)
+            self._spawn(self._restart(delay), f"restart {self.name}")
+        else:
+            self.restarting = False
+            self._set(pb.MODEL_STATE_ERROR, error=reason + "\n(restart limit reached; load again to retry)")
 
     # --- serving --------------------------------------------------------------------------
 
@@ -243,25 +291,21 @@ class ModelSlot:
         """Wait while the model is loading or about to restart."""
         await self._settled.wait()
 
-    @contextlib.asynccontextmanager
-    async def use(self) -> AsyncIterator[tuple[RunningModel, ModelInfo]]:
-        """The running model for one request, counted in flight while the caller uses it."""
-        running, info = self.running, self.info
-        if running is None or info is None:
-            raise Unavailable(f"model {self.name} is not running ({pb.ModelState.Name(self.state)})")
-        self.in_flight += 1  # shown with the next occupancy refresh: no status event per request
-        try:
-            yield running, info
-        finally:
-            self.in_flight -= 1
-            self._touch()
+    def claim(self) -> None:
+        """One more request uses the model or waits for it: it is busy (no eviction, no
+        keep-alive expiry). Shown with the next occupancy refresh: no status event per request."""
+        self.in_flight += 1
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self._touch()
 
     def _touch(self) -> None:
         self.last_used, self.last_used_at = time.monotonic(), time.time()
 
     def expires_in(self, now: float) -> float | None:
         """Seconds until an idle model is due for unloading; None when it is not."""
-        if self.spec.keep_alive_s <= 0 or self.state != pb.MODEL_STATE_LOADED or self.in_flight:
+        if self.spec.keep_alive_s <= 0 or self.state != pb.MODEL_STATE_LOADED or self.in_flight or self.removed:
             return None
         return self.last_used + self.spec.keep_alive_s - now
 

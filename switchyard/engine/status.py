@@ -28,19 +28,6 @@ class StatusBoard:
         copy.CopyFrom(self._status)
         return copy
 
-    @property
-    def state(self) -> pb.ModelState.ValueType:
-        return self._status.state
-
-    def update(self, *, load: pb.Load | None = None, **fields: Any) -> None:
-        """Set fields; notify watchers if anything changed."""
-        new = self.status
-        for name, value in fields.items():
-            setattr(new, name, value)
-        if load is not None:
-            new.load.CopyFrom(load)
-        self.publish(new)
-
     def publish(self, status: pb.EngineStatus) -> None:
         """Replace the status (the caller keeps no reference); notify watchers if it changed."""
         status.updated_at.CopyFrom(self._status.updated_at)
@@ -50,6 +37,11 @@ class StatusBoard:
         self._status = status
         self._changed.set()
         self._changed = asyncio.Event()
+
+    @property
+    def changed(self) -> asyncio.Event:
+        """An event set at the next change (no copy of the status made)."""
+        return self._changed
 
     def snapshot(self) -> tuple[pb.EngineStatus, asyncio.Event]:
         """The current status and an event that is set at the next change."""

@@ -52,45 +52,57 @@ class MalformedRequests(grpc.aio.ServerInterceptor):
     coroutines by the handler function, so a streamed method is re-yielded through one more
     async generator (well under a microsecond per message)."""
 
+    def __init__(self) -> None:
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}  # per method, built once
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_deserializer is None or handler.request_streaming:
-            return handler
-        parse = handler.request_deserializer
+        method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is None:
+            wrapped = _wrap(await continuation(handler_call_details))
+            if wrapped is not None:  # only methods that exist: a client naming others grows nothing
+                self._wrapped[method] = wrapped
+        return wrapped
 
-        def deserialize(data: bytes) -> Any:
-            try:
-                return parse(data)
-            except Exception as exc:  # protobuf's DecodeError, or a UnicodeDecodeError
-                return _Malformed(exc)
 
-        serialize = handler.response_serializer
-        if handler.response_streaming:
-            stream: Any = handler.unary_stream
+def _wrap(handler: grpc.RpcMethodHandler[Any, Any] | None) -> grpc.RpcMethodHandler[Any, Any] | None:
+    if handler is None or handler.request_deserializer is None or handler.request_streaming:
+        return handler
+    parse = handler.request_deserializer
 
-            async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
-                if isinstance(request, _Malformed):
-                    await _refuse(request, context)
-                responses = stream(request, context)
-                try:
-                    async for response in responses:
-                        yield response
-                finally:
-                    await responses.aclose()  # a cancel or close reaches the method's own generator
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except Exception as exc:  # protobuf's DecodeError, or a UnicodeDecodeError
+            return _Malformed(exc)
 
-            return grpc.unary_stream_rpc_method_handler(unary_stream, deserialize, serialize)
-        unary: Any = handler.unary_unary
+    serialize = handler.response_serializer
+    if handler.response_streaming:
+        stream: Any = handler.unary_stream
 
-        async def unary_unary(request: Any, context: Any) -> Any:
+        async def unary_stream(request: Any, context: Any) -> AsyncIterator[Any]:
             if isinstance(request, _Malformed):
                 await _refuse(request, context)
-            return await unary(request, context)
+            responses = stream(request, context)
+            try:
+                async for response in responses:
+                    yield response
+            finally:
+                await responses.aclose()  # a cancel or close reaches the method's own generator
 
-        return grpc.unary_unary_rpc_method_handler(unary_unary, deserialize, serialize)
+        return grpc.unary_stream_rpc_method_handler(unary_stream, deserialize, serialize)
+    unary: Any = handler.unary_unary
+
+    async def unary_unary(request: Any, context: Any) -> Any:
+        if isinstance(request, _Malformed):
+            await _refuse(request, context)
+        return await unary(request, context)
+
+    return grpc.unary_unary_rpc_method_handler(unary_unary, deserialize, serialize)
 
 
 class GrpcService:

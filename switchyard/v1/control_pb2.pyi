@@ -494,6 +494,7 @@ class EngineStatus(_message.Message):
     MAX_MODELS_FIELD_NUMBER: _builtins.int
     AUTOLOAD_FIELD_NUMBER: _builtins.int
     PULLS_FIELD_NUMBER: _builtins.int
+    AUTOPULL_FIELD_NUMBER: _builtins.int
     engine: _common_pb2.Engine.ValueType
     """Which engine."""
     state: Global___ModelState.ValueType
@@ -525,6 +526,10 @@ class EngineStatus(_message.Message):
     autoload: _builtins.bool
     """Whether a request naming a model that is not loaded, but that lies under the model roots,
     loads it on demand.
+    """
+    autopull: _builtins.bool
+    """Whether a request naming a hub model (ORG/REPO[:QUANT]) that is not under the model roots
+    pulls and loads it.
     """
     @_builtins.property
     def load(self) -> Global___Load:
@@ -563,10 +568,11 @@ class EngineStatus(_message.Message):
         max_models: _builtins.int = ...,
         autoload: _builtins.bool = ...,
         pulls: _abc.Iterable[Global___PullProgress] | None = ...,
+        autopull: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["load", b"load", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["autoload", b"autoload", "backend", b"backend", "device", b"device", "engine", b"engine", "engine_version", b"engine_version", "error", b"error", "load", b"load", "load_message", b"load_message", "load_progress", b"load_progress", "max_model_len", b"max_model_len", "max_models", b"max_models", "model", b"model", "model_path", b"model_path", "models", b"models", "process_alive", b"process_alive", "pulls", b"pulls", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["autoload", b"autoload", "autopull", b"autopull", "backend", b"backend", "device", b"device", "engine", b"engine", "engine_version", b"engine_version", "error", b"error", "load", b"load", "load_message", b"load_message", "load_progress", b"load_progress", "max_model_len", b"max_model_len", "max_models", b"max_models", "model", b"model", "model_path", b"model_path", "models", b"models", "process_alive", b"process_alive", "pulls", b"pulls", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

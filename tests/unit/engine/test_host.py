@@ -5,7 +5,7 @@ tests/models/."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,15 @@ import pytest
 
 from switchyard.engine.host import ModelHost
 from switchyard.engine.params import GenerationParams
-from switchyard.errors import Conflict, FailedPrecondition, Internal, InvalidArgument, NotFound, ResourceExhausted
+from switchyard.errors import (
+    Conflict,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
 from switchyard.runtime.settings import EngineSettings
 from switchyard.v1 import common_pb2
 from switchyard.v1 import control_pb2 as pb
@@ -57,10 +65,16 @@ async def explicit_load(host: ModelHost, name: str, **kwargs: Any) -> None:
 
 
 async def generate(host: ModelHost, model: str, prompt: str = "hello") -> str:
-    slot = await host.serving(model)
-    async with slot.use() as (running, _):
+    async with host.request(model) as (_, running, _):
         params = GenerationParams(request_id="r", prompt=prompt)
         return "".join([r.delta.text async for r in running.generate(params)])
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait for ``condition`` with a deadline (a state other tasks reach)."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 (a condition of plain attributes, no event to wait on)
+            await asyncio.sleep(0.01)
 
 
 def states(host: ModelHost) -> dict[str, int]:
@@ -74,7 +88,7 @@ async def test_a_load_serves_and_the_status_lists_it(host: ModelHost) -> None:
     assert [(m.name, list(m.aliases), m.state) for m in status.models] == [("a", ["gpt-4o-mini"], LOADED)]
     assert await generate(host, "") == "hello"  # no name: the engine's model
     assert await generate(host, "gpt-4o-mini") == "hello"  # an alias
-    catalogue = {e.name: e for e in host.catalogue()}
+    catalogue = {e.name: e for e in await host.catalogue.entries(host.slots())}
     assert catalogue["a"].loaded and catalogue["a"].state == LOADED
     assert list(catalogue["a"].served_names) == ["a", "gpt-4o-mini"]
     assert catalogue["b"].state == IDLE and not catalogue["b"].loaded
@@ -85,7 +99,7 @@ async def test_a_failed_load_ends_in_error_with_its_cause_and_lists_nothing_load
         await explicit_load(host, "broken")
     status = host.board.status
     assert status.state == ERROR and "rotten" in status.error and not status.process_alive
-    assert not any(e.loaded for e in host.catalogue())
+    assert not any(e.loaded for e in await host.catalogue.entries(host.slots()))
     assert adapter_of(host).running == []  # what was launched was stopped again
     with pytest.raises(FailedPrecondition, match="refused"):
         await explicit_load(host, "refused")
@@ -115,17 +129,16 @@ async def test_on_demand_loads_and_evicts_the_least_recently_used_idle_model(hos
 
 @pytest.mark.parametrize("host", [{"max_models": 1, "evict_wait_s": 0.2}], indirect=True)
 async def test_on_demand_never_evicts_a_busy_model_and_says_so(host: ModelHost) -> None:
-    slot = await host.serving("a")
-    async with slot.use():
+    async with host.request("a"):
         with pytest.raises(ResourceExhausted, match="busy"):
-            await host.serving("b")
+            async with host.request("b"):
+                pass
     assert states(host) == {"a": LOADED}
 
 
 async def test_an_explicit_load_switches_even_a_busy_model(host: ModelHost) -> None:
     await explicit_load(host, "a")
-    slot = await host.serving("a")
-    async with slot.use() as (running, _):
+    async with host.request("a") as (_, running, _):
         await explicit_load(host, "b")
         params = GenerationParams(request_id="r", prompt="hello")
         finished = [r async for r in running.generate(params)][-1].finished
@@ -145,10 +158,10 @@ async def test_requests_during_a_load_wait_for_it_and_share_one_load(host: Model
 
 async def test_an_unknown_model_is_not_loaded_and_autoload_off_says_so(host: ModelHost, root: Path) -> None:
     with pytest.raises(FailedPrecondition, match="'zzz' is not loaded"):
-        await host.serving("zzz")
+        await generate(host, "zzz")
     host.settings.autoload = False
     with pytest.raises(FailedPrecondition, match="autoload is off"):
-        await host.serving("a")
+        await generate(host, "a")
 
 
 @pytest.mark.parametrize("host", [{"keep_alive_s": 0.05}], indirect=True)
@@ -156,8 +169,7 @@ async def test_keep_alive_unloads_an_idle_model_but_not_a_busy_one(host: ModelHo
     await explicit_load(host, "a", keep_alive_s=0.0)  # 0: this one never expires
     assert host.board.status.models[0].keep_alive_s == 0.0
     await host.unload("a")
-    slot = await host.serving("b")  # on demand, the engine's default keep-alive
-    async with slot.use():
+    async with host.request("b"):  # on demand, the engine's default keep-alive
         await host.refresh()
         assert not host.board.status.models[0].HasField("expires_at")  # busy: no expiry
         await asyncio.sleep(0.2)  # let time pass well beyond the keep-alive, while in use
@@ -189,7 +201,7 @@ async def test_unload_by_name_and_all(host: ModelHost) -> None:
     await host.unload("")
     assert states(host) == {} and host.board.status.state == IDLE
     with pytest.raises(FailedPrecondition, match="no model loaded"):
-        await host.serving("")
+        await generate(host, "")
 
 
 async def test_a_crashed_model_is_restarted_and_requests_wait_for_it(host: ModelHost) -> None:
@@ -226,3 +238,73 @@ async def test_a_request_during_a_switch_waits_for_the_new_model(host: ModelHost
     await switching
     assert await asyncio.wait_for(request, 10) == "hello"
     assert states(host) == {"b": LOADED}
+
+
+@pytest.mark.parametrize("host", [{"max_models": 1, "load_wait_s": 20}], indirect=True)
+@pytest.mark.timeout(60)
+async def test_two_models_on_demand_with_room_for_one_take_turns(host: ModelHost) -> None:
+    """Each waiting request holds its model: no load evicts a model a request still waits
+    for (they once evicted each other in a loop, hundreds of loads, both failing)."""
+    assert sorted(await asyncio.gather(generate(host, "a", "x"), generate(host, "b", "y"))) == ["x", "y"]
+    assert len(adapter_of(host).launches) <= 3
+
+
+@pytest.mark.parametrize("host", [{"load_wait_s": 0.2}], indirect=True)
+async def test_a_load_slower_than_load_wait_is_unavailable_not_internal(host: ModelHost) -> None:
+    adapter_of(host).gate.clear()
+    with pytest.raises(Unavailable, match=r"still loading after 0\.2s"):
+        await generate(host, "a")
+    adapter_of(host).gate.set()
+
+
+async def test_an_unload_whose_caller_leaves_still_stops_the_model(host: ModelHost) -> None:
+    await explicit_load(host, "a")
+    adapter_of(host).stop_gate.clear()
+    unload = asyncio.ensure_future(host.unload("a"))
+    while not adapter_of(host).running[0].stopped:  # noqa: ASYNC110 (let the stop begin)
+        await asyncio.sleep(0)
+    unload.cancel()  # the UnloadModel caller went away
+    await asyncio.gather(unload, return_exceptions=True)
+    assert states(host) == {"a": LOADED}  # listed (and holding its memory) until it has stopped
+    adapter_of(host).stop_gate.set()
+    await until(lambda: states(host) == {})
+    assert adapter_of(host).running == []
+
+
+async def test_an_unload_before_a_load_starts_cancels_it_cleanly(host: ModelHost) -> None:
+    task = host.begin_load(load("a")).task
+    assert task is not None
+    await host.unload("")
+    with pytest.raises(Unavailable, match="cancelled"):
+        await task
+    assert adapter_of(host).launches == []
+
+
+async def test_a_hub_name_with_its_prefix_finds_its_model(host: ModelHost) -> None:
+    await explicit_load(host, "a", served_model_name="org/repo:Q4_K_M")
+    assert await generate(host, "hf:org/repo:Q4_K_M") == "hello"
+    assert adapter_of(host).launches == ["org/repo:Q4_K_M"]
+
+
+async def test_a_failed_load_on_demand_is_retried_after_a_pause(
+    host: ModelHost, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(Internal):
+        await generate(host, "broken")
+    (root / "broken.fake").write_text("weights now")  # the cause went away
+    with pytest.raises(Internal, match="rotten"):
+        await generate(host, "broken")  # too soon: the failure stands
+    monkeypatch.setattr("switchyard.engine.host.RETRY_FAILED_LOAD_S", 0.0)
+    assert await generate(host, "broken") == "hello"
+
+
+async def test_requests_wait_through_a_crash_until_the_restart(host: ModelHost) -> None:
+    await explicit_load(host, "a")
+    adapter_of(host).stop_gate.clear()  # the crashed model's cleanup takes a while
+    adapter_of(host).running[0].die("segfault")
+    await host.board.wait_for(timeout=10, state=ERROR)
+    request = asyncio.ensure_future(generate(host, "a"))
+    await asyncio.sleep(0)
+    assert not request.done()  # it waits for the restart rather than failing at once
+    adapter_of(host).stop_gate.set()
+    assert await asyncio.wait_for(request, 10) == "hello"

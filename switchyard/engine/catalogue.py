@@ -1,0 +1,59 @@
+"""What an engine service can serve from its model roots, with the state of each model.
+
+Walking the roots reads the disk, so it runs in a worker thread and its result is kept for a
+moment: a UI polling /v1/models, or a burst of requests for a name that is not there, costs
+one walk, not one per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from switchyard.engine.model_roots import list_model_entries
+from switchyard.engine.protocol import EngineAdapter
+from switchyard.engine.slot import ModelSlot
+from switchyard.v1 import control_pb2 as pb
+
+FRESH_S = 2.0  # a listing younger than this is reused
+
+
+class Catalogue:
+    def __init__(self, roots: list[Path], adapter: EngineAdapter) -> None:
+        self.roots = roots
+        self.adapter = adapter
+        self._listed: tuple[float, list[pb.ModelEntry]] | None = None
+        self._lock = asyncio.Lock()
+
+    async def entries(self, slots: Iterable[ModelSlot]) -> list[pb.ModelEntry]:
+        """The models under the roots, each with the state and names of its slots."""
+        async with self._lock:
+            if self._listed is None or time.monotonic() - self._listed[0] > FRESH_S:
+                listed = await asyncio.to_thread(
+                    list_model_entries, self.roots, self.adapter.kind, self.adapter.is_model
+                )
+                self._listed = (time.monotonic(), listed)
+        entries = []
+        for listed_entry in self._listed[1]:
+            entry = pb.ModelEntry()
+            entry.CopyFrom(listed_entry)
+            entries.append(entry)
+        by_path: dict[Path, list[ModelSlot]] = {}
+        for slot in slots:
+            by_path.setdefault(slot.spec.path, []).append(slot)
+        for entry in entries:
+            holders = by_path.get(Path(entry.path), [])
+            entry.served_names.extend(name for slot in holders for name in slot.spec.names)
+            entry.loaded = any(slot.state == pb.MODEL_STATE_LOADED for slot in holders)
+            states = {slot.state for slot in holders}
+            entry.state = next(
+                (s for s in (pb.MODEL_STATE_LOADED, pb.MODEL_STATE_LOADING, pb.MODEL_STATE_ERROR) if s in states),
+                pb.MODEL_STATE_IDLE,
+            )
+        return entries
+
+    def forget(self) -> None:
+        """The roots changed (a pull finished): list them again next time."""
+        self._listed = None
