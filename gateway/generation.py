@@ -20,12 +20,14 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from gateway import metrics
+from gateway.connection import Router
 from gateway.errors import ApiError, from_rpc_error, sse_error
+from gateway.protocol import GenerationFields
 from gateway.responses import Accumulated, ResponseBuilder
 from gateway.settings import GatewaySettings
 from switchyard.engines import ENGINE_NAMES
+from switchyard.v1 import common_pb2, control_pb2, inference_pb2_grpc
 from switchyard.v1 import inference_pb2 as pb
-from switchyard.v1 import inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -134,6 +136,31 @@ async def stream_response(
             call.cancel()  # a no-op when finished; otherwise the client left: stop the engine
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+async def respond(
+    connection: Router,
+    request: pb.GenerateRequest,
+    builder: ResponseBuilder,
+    body: GenerationFields,
+    settings: GatewaySettings,
+    http_request: Request,
+    route: str,
+) -> StreamingResponse | JSONResponse:
+    """Run one generation through the router: an SSE stream or a whole answer."""
+    if body.stream:
+        if not builder.model:
+            builder.model = await served_model(connection, request.engine)
+        return await stream_response(connection.inference, request, builder, body.include_usage, settings, route)
+    return await whole_response(connection.inference, request, builder, settings.request_timeout_s, http_request)
+
+
+async def served_model(connection: Router, engine: common_pb2.Engine.ValueType) -> str:
+    """The model name for stream chunks when the request named none: the one loaded, if only
+    one is (otherwise chunks carry the name once the Finished message tells it)."""
+    answer = await connection.control.GetStatus(control_pb2.GetStatusRequest(engine=engine), timeout=10)
+    names = {s.model for s in answer.statuses if s.state == control_pb2.MODEL_STATE_LOADED and s.model}
+    return names.pop() if len(names) == 1 else ""
 
 
 async def until_disconnect(http_request: Request) -> None:

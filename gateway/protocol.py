@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from google.protobuf.struct_pb2 import Struct
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
+from gateway.errors import ApiError
 from gateway.json_limits import check_json
 from switchyard.engine.hub import default_engine
 from switchyard.engine.params import CHAT_ROLES
@@ -236,11 +237,15 @@ class LoadRequest(RequestBody):
     cache_type_v: str | None = None
     threads: int | None = Field(None, ge=1, le=2**32 - 1)
 
-    def other_engines_fields(self) -> list[str]:
-        """Options given that belong to the other engine."""
+    @model_validator(mode="after")
+    def _options_of_its_engine(self) -> LoadRequest:
+        """Options given that belong to the other engine are refused, naming them."""
         vllm = self.engine == "vllm"
         other = [*LLAMACPP_FIELDS, "flash_attn"] if vllm else [*VLLM_FIELDS, "trust_remote_code"]
-        return [name for name in other if getattr(self, name) not in (None, False)]
+        misplaced = [name for name in other if getattr(self, name) not in (None, False)]
+        if misplaced:
+            raise ApiError(400, f"options {', '.join(misplaced)} do not apply to {self.engine}", misplaced[0])
+        return self
 
     def to_proto(self) -> control_pb2.LoadModelRequest:
         request = control_pb2.LoadModelRequest(
@@ -298,6 +303,12 @@ class UnloadRequest(RequestBody):
 
     engine: EngineName | None = None
     model: str | None = None
+
+    @model_validator(mode="after")
+    def _names_something(self) -> UnloadRequest:
+        if self.engine is None and self.model is None:
+            raise ApiError(400, "unload needs engine (every model of it) or model", "engine")
+        return self
 
     def to_proto(self) -> control_pb2.UnloadModelRequest:
         return control_pb2.UnloadModelRequest(engine=engine_kind(self.engine), model=self.model or "")

@@ -14,7 +14,7 @@ import psutil
 
 from switchyard.engine.params import GenerationParams, TokenizeParams
 from switchyard.engine.protocol import LoadSpec, ModelInfo, Progress
-from switchyard.errors import FailedPrecondition, InvalidArgument
+from switchyard.errors import FailedPrecondition, InvalidArgument, Unavailable
 from switchyard.v1 import common_pb2, control_pb2, inference_pb2
 
 
@@ -50,14 +50,26 @@ class FakeModel:
         return control_pb2.Load()
 
     async def generate(self, params: GenerationParams) -> AsyncIterator[inference_pb2.GenerateResponse]:
-        text = params.prompt or ""
-        for char in text[: params.max_tokens or len(text)]:
-            await asyncio.sleep(0)
-            if self.stopped:
-                break
-            yield inference_pb2.GenerateResponse(delta=inference_pb2.Delta(text=char))
+        if self.adapter.fail_before_first:
+            raise Unavailable("this fake engine fails before its first token")
+        if params.chat is not None:
+            text = "".join(str(m["content"]) for m in params.chat.messages)
+        else:
+            text = params.prompt or ""
+        produced = 0
+        try:
+            for char in text[: params.max_tokens or len(text)]:
+                await asyncio.sleep(self.adapter.token_delay_s)
+                if self.stopped:
+                    break
+                produced += 1
+                yield inference_pb2.GenerateResponse(delta=inference_pb2.Delta(text=char))
+        except (asyncio.CancelledError, GeneratorExit):
+            self.adapter.cancelled += 1
+            raise
         reason = inference_pb2.FINISH_REASON_ABORTED if self.stopped else inference_pb2.FINISH_REASON_LENGTH
-        yield inference_pb2.GenerateResponse(finished=inference_pb2.Finished(reason=reason))
+        usage = inference_pb2.Usage(prompt_tokens=len(text), completion_tokens=produced)
+        yield inference_pb2.GenerateResponse(finished=inference_pb2.Finished(reason=reason, usage=usage))
 
     async def tokenize(self, params: TokenizeParams) -> inference_pb2.TokenizeResponse:
         return inference_pb2.TokenizeResponse(token_ids=list((params.text or "").encode()))
@@ -72,10 +84,13 @@ class FakeModel:
 
 
 class FakeAdapter:
-    kind = common_pb2.ENGINE_LLAMACPP
     version = "fake 1"
 
-    def __init__(self) -> None:
+    def __init__(self, kind: common_pb2.Engine.ValueType = common_pb2.ENGINE_LLAMACPP) -> None:
+        self.kind = kind
+        self.token_delay_s = 0.0  # between generated characters
+        self.fail_before_first = False  # every generation fails with UNAVAILABLE before output
+        self.cancelled = 0  # generations ended by their caller going away
         self.gate = asyncio.Event()  # loads finish once it is set
         self.gate.set()
         self.stop_gate = asyncio.Event()  # stops finish once it is set

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.errors import ApiError
 from gateway.protocol import ChatCompletionRequest, CompletionRequest, LoadRequest
 from gateway.status import seed_status
 from switchyard.v1 import common_pb2, control_pb2
@@ -44,7 +45,8 @@ def test_load_request_maps_each_engines_options() -> None:
     assert vllm.WhichOneof("options") == "vllm" and vllm.vllm.dtype == "float32" and vllm.vllm.max_model_len == 1024
     llama = LoadRequest(model_path="m.gguf", engine="llamacpp", ctx_size=2048, flash_attn="off").to_proto()
     assert llama.llamacpp.ctx_size == 2048 and llama.llamacpp.flash_attn == control_pb2.FLASH_ATTENTION_OFF
-    assert LoadRequest(model_path="m", engine="llamacpp", dtype="x").other_engines_fields() == ["dtype"]
+    with pytest.raises(ApiError, match="dtype do not apply to llamacpp"):
+        LoadRequest(model_path="m", engine="llamacpp", dtype="x")
 
 
 def status(engine: int, state: int, model: str = "", backend: str = "b", **kw: object) -> control_pb2.EngineStatus:

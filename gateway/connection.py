@@ -1,0 +1,29 @@
+"""The gateway's one connection to the router, and the dependencies routes take it by."""
+
+from __future__ import annotations
+
+import grpc
+from fastapi import Request
+
+from gateway.settings import GatewaySettings
+from switchyard.runtime.net import CHANNEL_OPTIONS
+from switchyard.v1 import control_pb2_grpc, inference_pb2_grpc
+
+
+class Router:
+    """A channel to the router with its two services' stubs."""
+
+    def __init__(self, address: str) -> None:
+        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.inference: inference_pb2_grpc.InferenceAsyncStub = inference_pb2_grpc.InferenceStub(self.channel)
+        self.control: control_pb2_grpc.ControlAsyncStub = control_pb2_grpc.ControlStub(self.channel)
+
+
+def router_of(request: Request) -> Router:
+    router: Router = request.app.state.router
+    return router
+
+
+def settings_of(request: Request) -> GatewaySettings:
+    settings: GatewaySettings = request.app.state.settings
+    return settings

@@ -1,0 +1,26 @@
+"""Tokenizing with a model's own tokenizer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from gateway.auth import require_key
+from gateway.connection import Router, router_of
+from gateway.protocol import DetokenizeRequest, TokenizeRequest
+
+router = APIRouter(dependencies=[Depends(require_key)])
+Connection = Annotated[Router, Depends(router_of)]
+
+
+@router.post("/tokenize", summary="Token ids of a prompt or a chat")
+async def tokenize(body: TokenizeRequest, connection: Connection) -> dict[str, Any]:
+    answer = await connection.inference.Tokenize(body.to_proto(), timeout=30)
+    return {"tokens": list(answer.token_ids), "count": len(answer.token_ids), "max_model_len": answer.max_model_len}
+
+
+@router.post("/detokenize", summary="Text of token ids")
+async def detokenize(body: DetokenizeRequest, connection: Connection) -> dict[str, Any]:
+    answer = await connection.inference.Detokenize(body.to_proto(), timeout=30)
+    return {"prompt": answer.text}
