@@ -18,6 +18,7 @@ import httpx
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from switchyard.runtime.lifetime import tied_to_parent
 from switchyard.runtime.net import free_port
 from switchyard.v1 import control_pb2_grpc, inference_pb2_grpc
 
@@ -83,7 +84,8 @@ class ServiceProcess:
     def start(self, timeout: float = 120.0) -> ServiceProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", self.module, *self.args],
+            # Tied to the test process, so a killed pytest leaves no services behind.
+            tied_to_parent([sys.executable, "-m", self.module, *self.args], signal.SIGTERM),
             cwd=ROOT,
             env=self.env,
             stdout=log,
