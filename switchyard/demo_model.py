@@ -22,18 +22,39 @@ from typing import Any
 import gguf
 import numpy as np
 from safetensors.numpy import save_file
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 NAME = "switchyard-demo"
-FORMAT_VERSION = 1  # bump when the output changes for the same seed, so old copies are redone
+FORMAT_VERSION = 2  # bump when the output changes for the same seed, so old copies are redone
 MARKER = "switchyard_demo.json"
 BOS, EOS, IM_START, IM_END = "<s>", "</s>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [BOS, EOS, IM_START, IM_END]  # ids 0..3, in this order
 # ChatML-like; only plain jinja so both transformers and llama.cpp's engine render it.
+TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"  # single tokens, plain text (not special)
+# ChatML-like, Hermes/Qwen-style tools; only plain jinja, so that both transformers and
+# llama.cpp's engine render it. Without tools or tool calls it renders exactly as plain ChatML.
 CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+    "{{ bos_token }}"
+    "{% if tools %}{{ '<|im_start|>system\\n' }}"
+    "{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] + '\\n\\n' }}{% endif %}"
+    "{{ 'You may call functions:\\n' }}"
+    "{% for tool in tools %}{{ '- ' + tool['function']['name'] + ': ' + tool['function']['description'] + '\\n' }}"
+    "{% endfor %}"
+    '{{ \'To call one, answer <tool_call>{\\"name\\": ..., \\"arguments\\": {...}}</tool_call>.<|im_end|>\\n\' }}'
+    "{% endif %}"
+    "{% for message in messages %}"
+    "{% if not (tools and loop.first and message['role'] == 'system') %}"
+    "{% if message['role'] == 'tool' %}"
+    "{{ '<|im_start|>user\\n<tool_response>\\n' + message['content'] + '\\n</tool_response><|im_end|>\\n' }}"
+    "{% else %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + (message['content'] or '') }}"
+    "{% if message['tool_calls'] is defined and message['tool_calls'] %}{% for call in message['tool_calls'] %}"
+    "{{ '<tool_call>{\\\"name\\\": \\\"' + call['function']['name'] + '\\\", \\\"arguments\\\": ' }}"
+    "{{ call['function']['arguments'] | tojson }}{{ '}</tool_call>' }}"
+    "{% endfor %}{% endif %}"
+    "{{ '<|im_end|>\\n' }}"
+    "{% endif %}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 CORPUS = """\
 A switchyard is a place where railway cars are sorted onto the right tracks. Trains arrive
@@ -92,6 +113,13 @@ def build_tokenizer(vocab_size: int = 1000) -> Tokenizer:
         show_progress=False,
     )
     tok.train_from_iterator(CORPUS.splitlines(), trainer=trainer)
+    # Tool-call tags are whole tokens that decode as text, as in Qwen's vocabulary.
+    tok.add_tokens(
+        [
+            AddedToken(TOOL_OPEN, special=False, normalized=False),
+            AddedToken(TOOL_CLOSE, special=False, normalized=False),
+        ]
+    )
     # Prepend BOS like Llama does, so HF and llama.cpp (add_bos_token) agree on prompts.
     tok.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, 0)]
@@ -193,11 +221,20 @@ def _gguf_tensors(cfg: DemoConfig, w: dict[str, np.ndarray]) -> dict[str, np.nda
 
 def write_gguf(path: Path, cfg: DemoConfig, tok: Tokenizer, weights: dict[str, np.ndarray], name: str = NAME) -> None:
     """Write the same model as an f32 GGUF; llama.cpp's converter rejects our unknown BPE."""
-    model = json.loads(tok.to_str())["model"]
-    vocab: dict[str, int] = model["vocab"]
+    saved = json.loads(tok.to_str())
+    model = saved["model"]
+    vocab: dict[str, int] = {**model["vocab"], **{t["content"]: t["id"] for t in saved["added_tokens"]}}
     tokens = sorted(vocab, key=vocab.__getitem__)
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    types = [gguf.TokenType.CONTROL if t in SPECIAL_TOKENS else gguf.TokenType.NORMAL for t in tokens]
+    tags = (TOOL_OPEN, TOOL_CLOSE)
+    types = [
+        gguf.TokenType.CONTROL
+        if t in SPECIAL_TOKENS
+        else gguf.TokenType.USER_DEFINED
+        if t in tags
+        else gguf.TokenType.NORMAL
+        for t in tokens
+    ]
     wr = gguf.GGUFWriter(str(path), "llama")
     wr.add_name(name)
     wr.add_file_type(gguf.LlamaFileType.ALL_F32)

@@ -112,7 +112,26 @@ def completion_body(params: GenerationParams, prompt: str | list[int]) -> dict[s
     if params.logprobs is not None:
         # n_probs 0 turns probabilities off; logprobs 0 still wants the chosen token's.
         body["n_probs"] = max(params.logprobs, 1)
+    if params.constraint is not None:  # llama-server turns the schema into its own grammar
+        body["json_schema"] = {"type": "object"} if params.constraint.json_object else params.constraint.schema
     return body
+
+
+def template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages for llama-server's template: tool call arguments as JSON text, as OpenAI's."""
+    out = []
+    for message in messages:
+        calls = message.get("tool_calls")
+        if calls:
+            message = {
+                **message,
+                "tool_calls": [
+                    {**c, "function": {**c["function"], "arguments": json.dumps(c["function"]["arguments"])}}
+                    for c in calls
+                ],
+            }
+        out.append(message)
+    return out
 
 
 def _logprob(value: Any) -> float:

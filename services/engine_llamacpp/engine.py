@@ -23,6 +23,7 @@ from switchyard.engine.hub import is_later_part
 from switchyard.engine.params import ChatParams, GenerationParams, TokenizeParams
 from switchyard.engine.protocol import LoadSpec, ModelInfo, Progress
 from switchyard.engine.timing import RequestClock
+from switchyard.engine.tool_calls import parser_for
 from switchyard.errors import FailedPrecondition, InvalidArgument, Unavailable
 from switchyard.v1 import common_pb2, control_pb2, inference_pb2
 
@@ -112,6 +113,7 @@ class LlamaServerModel:
             props = (await self._http.get(f"{self.proc.base_url}/props")).raise_for_status().json()
             models = (await self._http.get(f"{self.proc.base_url}/v1/models")).raise_for_status().json()
             n_ctx = int(props["default_generation_settings"]["n_ctx"])
+            parser = parser_for(str(props.get("chat_template") or ""))
             vocab = int(models["data"][0]["meta"]["n_vocab"])
         except (ChildExited, TimeoutError, httpx.HTTPError, KeyError, ValueError) as exc:
             reason = str(exc) or f"llama-server did not become healthy ({type(exc).__name__})"
@@ -120,7 +122,7 @@ class LlamaServerModel:
             raise FailedPrecondition(f"loading failed: {reason}") from exc
         self.proc.on_log = None
         self.device = "cuda" if any("CUDA" in line for line in self.proc.log_tail) else "cpu"
-        self._info = ModelInfo(vocab_size=vocab, max_model_len=n_ctx)
+        self._info = ModelInfo(vocab_size=vocab, max_model_len=n_ctx, tool_parser=parser)
         return self._info
 
     async def failed(self) -> str:
@@ -160,9 +162,14 @@ class LlamaServerModel:
         return response.json()
 
     async def _render_chat(self, chat: ChatParams) -> str:
-        body: dict[str, Any] = {"messages": chat.messages, "add_generation_prompt": chat.add_generation_prompt}
+        body: dict[str, Any] = {
+            "messages": convert.template_messages(chat.messages),
+            "add_generation_prompt": chat.add_generation_prompt,
+        }
         if chat.tools:
             body["tools"] = chat.tools
+        if chat.template_kwargs:
+            body["chat_template_kwargs"] = chat.template_kwargs
         prompt: str = (await self._post("/apply-template", body))["prompt"]
         return prompt
 

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from vllm import SamplingParams
+from vllm.config.structured_outputs import StructuredOutputsConfig
 from vllm.engine.arg_utils import AsyncEngineArgs
-from vllm.sampling_params import RequestOutputKind
+from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
 from switchyard.engine.params import MIN_LOGPROB, GenerationParams
 from switchyard.errors import InvalidArgument
@@ -97,7 +98,16 @@ def engine_args(
         trust_remote_code=opts.trust_remote_code,
         max_num_seqs=opts.max_num_seqs if opts.HasField("max_num_seqs") else None,
         disable_log_stats=True,  # our own stat logger reads the figures; no periodic log lines
+        structured_outputs_config=STRUCTURED_OUTPUTS,
     )
+
+
+# llguidance rather than xgrammar: xgrammar lets control characters into length-bounded JSON
+# strings (invalid JSON; seen on vLLM 0.32). No optional whitespace, so a weak model cannot pad
+# an answer forever; no properties a schema does not name, as llama-server's grammar does.
+STRUCTURED_OUTPUTS = StructuredOutputsConfig(
+    backend="guidance", disable_any_whitespace=True, disable_additional_properties=True
+)
 
 
 def sampling_params(params: GenerationParams, prompt_len: int, max_model_len: int) -> SamplingParams:
@@ -133,6 +143,10 @@ def sampling_params(params: GenerationParams, prompt_len: int, max_model_len: in
             kwargs[name] = value
     if params.logit_bias:
         kwargs["logit_bias"] = dict(params.logit_bias)
+    constraint = params.constraint
+    if constraint is not None:
+        structured = {"json_object": True} if constraint.json_object else {"json": constraint.schema}
+        kwargs["structured_outputs"] = StructuredOutputsParams(**structured)
     return SamplingParams(**kwargs)
 
 

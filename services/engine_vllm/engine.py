@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import psutil
 import vllm
 from vllm import SamplingParams
+from vllm.exceptions import VLLMValidationError
 from vllm.platforms import current_platform
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.metrics.loggers import StatLoggerBase
@@ -27,6 +28,7 @@ from services.engine_vllm.settings import VllmSettings
 from switchyard.engine.params import ChatParams, GenerationParams, TokenizeParams
 from switchyard.engine.protocol import LoadSpec, ModelInfo, Progress
 from switchyard.engine.timing import RequestClock
+from switchyard.engine.tool_calls import parser_for
 from switchyard.errors import FailedPrecondition, InvalidArgument, Unavailable
 from switchyard.runtime.reaper import Reaper
 from switchyard.v1 import common_pb2, control_pb2, inference_pb2
@@ -162,7 +164,11 @@ class VllmModel:
 
     async def ready(self, progress: Progress) -> ModelInfo:
         tokenizer = self.engine.get_tokenizer()
-        self._info = ModelInfo(vocab_size=len(tokenizer), max_model_len=int(self.engine.model_config.max_model_len))
+        self._info = ModelInfo(
+            vocab_size=len(tokenizer),
+            max_model_len=int(self.engine.model_config.max_model_len),
+            tool_parser=parser_for(getattr(tokenizer, "chat_template", None) or ""),
+        )
         progress(0.9, "warming up")
         # One short request, so the first user's request does not pay for lazy kernel setup
         # (about 20 s on CPU here).
@@ -213,6 +219,7 @@ class VllmModel:
             tools=chat.tools or None,
             add_generation_prompt=chat.add_generation_prompt,
             tokenize=True,
+            **chat.template_kwargs,
         )
         if isinstance(rendered, Mapping):
             rendered = rendered["input_ids"]
@@ -265,6 +272,8 @@ class VllmModel:
         except asyncio.CancelledError:
             await self.engine.abort(rid)  # the caller went away: free the sequence at once
             raise
+        except VLLMValidationError as exc:  # raised before any output: a constraint vLLM cannot compile
+            raise InvalidArgument(f"the output constraint was refused: {exc}") from None
         finally:
             self._in_flight.discard(rid)
         usage = inference_pb2.Usage(prompt_tokens=len(ids), completion_tokens=completion_tokens, cached_tokens=cached)

@@ -7,6 +7,7 @@ message naming the field.
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from dataclasses import dataclass, field
@@ -14,6 +15,14 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
+from switchyard.engine.structured import (
+    Constraint,
+    Function,
+    ToolPlan,
+    constraint_from_proto,
+    functions_from_proto,
+    tool_plan,
+)
 from switchyard.errors import InvalidArgument
 from switchyard.v1 import inference_pb2 as pb
 
@@ -28,9 +37,16 @@ CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 @dataclass(frozen=True)
 class ChatParams:
-    messages: list[dict[str, str]]
-    tools: list[dict[str, Any]]
+    messages: list[dict[str, Any]]  # as chat templates take them (tool call arguments as objects)
+    functions: tuple[Function, ...]
+    plan: ToolPlan
     add_generation_prompt: bool
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        """The functions as OpenAI tool objects, for the template."""
+        return [f.template_json() for f in self.functions]
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,11 @@ class GenerationParams:
     min_tokens: int = 0
     logprobs: int | None = None
     return_token_ids: bool = False
+    constraint: Constraint | None = None  # decode under this JSON Schema
+
+    @property
+    def tool_plan(self) -> ToolPlan | None:
+        return self.chat.plan if self.chat is not None else None
 
 
 @dataclass(frozen=True)
@@ -84,23 +105,41 @@ def _check_range(name: str, value: float, low: float, high: float, above_low: bo
         raise InvalidArgument(f"{name} must be {bounds}, got {value}")
 
 
+def _tool_calls(i: int, msg: pb.ChatMessage) -> list[dict[str, Any]]:
+    calls = []
+    for j, call in enumerate(msg.tool_calls):
+        try:
+            arguments = json.loads(call.arguments or "{}")
+        except ValueError:
+            raise InvalidArgument(f"chat.messages[{i}].tool_calls[{j}].arguments is not JSON") from None
+        if not isinstance(arguments, dict):
+            raise InvalidArgument(f"chat.messages[{i}].tool_calls[{j}].arguments must be a JSON object")
+        calls.append({"id": call.id, "type": "function", "function": {"name": call.name, "arguments": arguments}})
+    return calls
+
+
 def chat_from_proto(chat: pb.ChatInput) -> ChatParams:
     if not chat.messages:
         raise InvalidArgument("chat.messages is empty")
-    messages: list[dict[str, str]] = []
+    messages: list[dict[str, Any]] = []
     for i, msg in enumerate(chat.messages):
         if msg.role not in CHAT_ROLES:
             allowed = ", ".join(sorted(CHAT_ROLES))
             raise InvalidArgument(f"chat.messages[{i}].role {msg.role!r} is not one of {allowed}")
-        entry = {"role": msg.role, "content": msg.content}
+        entry: dict[str, Any] = {"role": msg.role, "content": msg.content}
         if msg.name:
             entry["name"] = msg.name
         if msg.tool_call_id:
             entry["tool_call_id"] = msg.tool_call_id
+        if msg.tool_calls:
+            if msg.role != "assistant":
+                raise InvalidArgument(f"chat.messages[{i}] has tool_calls but is not the assistant's")
+            entry["tool_calls"] = _tool_calls(i, msg)
         messages.append(entry)
-    tools = [MessageToDict(tool) for tool in chat.tools]
+    functions = functions_from_proto(chat)
     add_prompt = chat.add_generation_prompt if chat.HasField("add_generation_prompt") else True
-    return ChatParams(messages=messages, tools=tools, add_generation_prompt=add_prompt)
+    kwargs = MessageToDict(chat.template_kwargs) if chat.HasField("template_kwargs") else {}
+    return ChatParams(messages, functions, tool_plan(chat, functions), add_prompt, kwargs)
 
 
 def _check_token_ids(name: str, ids: list[int], vocab_size: int) -> None:
@@ -186,6 +225,7 @@ def _stopping_from_proto(s: pb.StoppingCriteria, vocab_size: int, max_model_len:
 def generation_from_proto(req: pb.GenerateRequest, vocab_size: int, max_model_len: int) -> GenerationParams:
     """Validate a GenerateRequest against the loaded model's vocabulary and context length."""
     prompt, chat, ids = _input_from_proto(req, vocab_size)
+    constraint = constraint_from_proto(req, chat.plan if chat is not None else None)
     logprobs: int | None = None
     if req.output.HasField("logprobs"):
         if not 0 <= req.output.logprobs <= MAX_LOGPROBS:
@@ -198,6 +238,7 @@ def generation_from_proto(req: pb.GenerateRequest, vocab_size: int, max_model_le
         prompt_token_ids=ids,
         logprobs=logprobs,
         return_token_ids=req.output.return_token_ids,
+        constraint=constraint,
         **_sampling_from_proto(req.sampling, vocab_size),
         **_stopping_from_proto(req.stopping, vocab_size, max_model_len),
     )

@@ -29,6 +29,7 @@ class ModelInfo:
 
     vocab_size: int
     max_model_len: int
+    tool_parser: str = "hermes"  # the tool-call format its chat template teaches
 
 
 @dataclass(frozen=True)

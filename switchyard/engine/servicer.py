@@ -21,6 +21,7 @@ from switchyard.engine.host import ModelHost
 from switchyard.engine.params import check_name, generation_from_proto, tokenize_from_proto
 from switchyard.engine.protocol import ModelInfo, RunningModel
 from switchyard.engine.slot import ModelSlot
+from switchyard.engine.tool_calls import CallShaper
 from switchyard.engines import ENGINE_NAMES, engine_name
 from switchyard.enums import check_enums
 from switchyard.errors import Context, EngineError, InvalidArgument, grpc_errors
@@ -39,6 +40,18 @@ SERVICE_NAMES = (
     inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name,
     control_pb2.DESCRIPTOR.services_by_name["Control"].full_name,
 )
+
+
+async def shaped(
+    stream: AsyncIterator[inference_pb2.GenerateResponse], shaper: CallShaper
+) -> AsyncIterator[inference_pb2.GenerateResponse]:
+    """The engine's stream with tool calls taken out of the text."""
+    try:
+        async for raw in stream:
+            for response in shaper.feed(raw):
+                yield response
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]  # an async generator: close it with us
 
 
 class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.ControlServicer):
@@ -78,7 +91,11 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
                 params = generation_from_proto(request, info.vocab_size, info.max_model_len)
                 logger.info("generate %s start (%s)", params.request_id, slot.name)
                 first = True
-                async for response in running.generate(params):
+                stream = running.generate(params)
+                plan = params.tool_plan
+                if plan is not None and plan.parses_calls:  # only then: no cost per token otherwise
+                    stream = shaped(stream, CallShaper(plan, info.tool_parser))
+                async for response in stream:
                     if first and response.HasField("delta"):
                         metrics.TIME_TO_FIRST_TOKEN.labels(self.name).observe(time.monotonic() - start)
                         first = False

@@ -40,7 +40,10 @@ def test_tokenizer_round_trips(tok: Tokenizer, text: str) -> None:
 
 
 def test_tokenizer_learned_japanese_and_specials(tok: Tokenizer) -> None:
-    assert tok.get_vocab_size() == 1000
+    assert tok.get_vocab_size() == 1002  # 1000 learned, and the two tool-call tags
+    tags = tok.encode("x<tool_call>{}</tool_call>", add_special_tokens=False)
+    assert tags.tokens[1] == "<tool_call>" and tags.tokens[-1] == "</tool_call>"
+    assert tok.decode(tags.ids) == "x<tool_call>{}</tool_call>"  # plain text, not special
     assert len(tok.encode("吾輩は猫である。", add_special_tokens=False).ids) <= 6
     assert [tok.token_to_id(t) for t in dm.SPECIAL_TOKENS] == [0, 1, 2, 3]
     assert tok.encode("<|im_start|>user\nhi<|im_end|>", add_special_tokens=False).ids[0] == 2
@@ -86,7 +89,7 @@ def test_gguf_reads_back(model: tuple[Path, Path], tok: Tokenizer) -> None:
     assert meta["tokenizer.chat_template"] == dm.CHAT_TEMPLATE
 
     tensors = {t.name: np.asarray(t.data) for t in reader.tensors}
-    expected = {"token_embd.weight": (1000, 128), "output.weight": (1000, 128), "output_norm.weight": (128,)}
+    expected = {"token_embd.weight": (1002, 128), "output.weight": (1002, 128), "output_norm.weight": (128,)}
     for i in range(2):
         for n in ("attn_q", "attn_k", "attn_v", "attn_output"):
             expected[f"blk.{i}.{n}.weight"] = (128, 128)
@@ -119,7 +122,7 @@ def test_rope_permutation_matches_interleaved_rope() -> None:
 
 
 def test_weights_are_seeded(model: tuple[Path, Path]) -> None:
-    cfg = dm.DemoConfig(vocab_size=1000)
+    cfg = dm.DemoConfig(vocab_size=1002)
     a, b, c = dm.init_weights(cfg, SEED), dm.init_weights(cfg, SEED), dm.init_weights(cfg, SEED + 1)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.array_equal(a["lm_head.weight"], c["lm_head.weight"])
