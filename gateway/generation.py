@@ -1,9 +1,11 @@
-"""Running a generation through the router, streamed as SSE or gathered whole.
+"""Running generations through the router, streamed as SSE or gathered whole.
 
-The stream generator owns the gRPC call and cancels it in ``finally``: when the client goes
-away Starlette closes the generator, the cancel reaches the router and the engine stops
-(STYLE.md #10). A whole answer races the call against the client's disconnect for the same
-reason. After the first SSE byte an error goes in-band, then ``[DONE]`` (STYLE.md #9).
+A request becomes one Generate call per choice (several with ``n`` or a list of prompts);
+their streams are merged, each chunk carrying its choice's index. Every stream generator owns
+its gRPC calls and cancels them in ``finally``: when the client goes away Starlette closes the
+generator, the cancel reaches the router and the engine stops (STYLE.md #10). A whole answer
+races the calls against the client's disconnect for the same reason. After the first SSE byte
+an error goes in-band, then ``[DONE]`` (STYLE.md #9).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -23,7 +25,7 @@ from gateway import metrics
 from gateway.connection import Router
 from gateway.errors import ApiError, from_rpc_error, sse_error
 from gateway.protocol import GenerationFields
-from gateway.responses import Accumulated, ResponseBuilder
+from gateway.responses import Accumulated, ResponseBuilder, usage_json
 from gateway.settings import GatewaySettings
 from switchyard.engines import ENGINE_NAMES
 from switchyard.v1 import common_pb2, control_pb2, inference_pb2_grpc
@@ -31,9 +33,11 @@ from switchyard.v1 import inference_pb2 as pb
 
 logger = logging.getLogger(__name__)
 R = TypeVar("R")
+Call = grpc.aio.UnaryStreamCall[pb.GenerateRequest, pb.GenerateResponse]
+KEEPALIVE = ": keep-alive\n\n"  # an SSE comment: clients ignore it, proxies see traffic
 
 
-def sse(payload: dict[str, Any]) -> str:
+def sse(payload: Any) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
@@ -59,9 +63,11 @@ class LatencyClock:
         self.engine = ENGINE_NAMES.get(finished.engine, self.engine)
         if self.first is not None:
             metrics.TIME_TO_FIRST_TOKEN.labels(self.engine).observe(self.first)
+            self.first = None  # once per request, however many choices
         histogram = metrics.INTER_TOKEN_LATENCY.labels(self.engine)
         for gap in self.gaps:
             histogram.observe(gap)
+        self.gaps.clear()
         metrics.GENERATED_TOKENS.labels(self.engine).inc(finished.usage.completion_tokens)
 
 
@@ -74,85 +80,47 @@ async def first_message(call: grpc.aio.UnaryStreamCall[Any, R]) -> R | None:
     return None if message is grpc.aio.EOF else message
 
 
-KEEPALIVE = ": keep-alive\n\n"  # an SSE comment: clients ignore it, proxies see traffic
-
-
 def _check_not_aborted(finished: pb.Finished) -> None:
     if finished.reason == pb.FINISH_REASON_ABORTED:
         raise ApiError(503, "generation aborted: the model was unloaded or replaced while it ran; retry")
 
 
-async def stream_response(
-    stub: inference_pb2_grpc.InferenceAsyncStub,
-    request: pb.GenerateRequest,
-    builder: ResponseBuilder,
-    include_usage: bool,
-    settings: GatewaySettings,
-    route: str,
-) -> StreamingResponse:
-    """An SSE response. An error before the first message is a plain HTTP error, unless the
-    first message takes longer than ``stream_keepalive_s`` (a model loading on demand): then
-    the stream starts with keep-alive comments and a later error goes in-band."""
-    clock = LatencyClock(ENGINE_NAMES.get(request.engine))
-    call = stub.Generate(request, timeout=settings.request_timeout_s)
-    reading = first_message(call)
-    first_read = asyncio.ensure_future(reading)
-    try:
-        await asyncio.wait({first_read}, timeout=settings.stream_keepalive_s)
-        first = first_read.result() if first_read.done() else None
-    except BaseException:
-        first_read.cancel()
-        call.cancel()
-        raise
+class Usages:
+    """Usage over the choices: completions summed, each prompt counted once."""
 
-    async def events() -> AsyncIterator[str]:
-        try:
-            while not first_read.done():
-                yield KEEPALIVE
-                await asyncio.wait({first_read}, timeout=settings.stream_keepalive_s)
-            message = first if first is not None else first_read.result()
-            if builder.chat:
-                yield sse(builder.chunk(None, None, first=True))
-            while message is not None:
-                if message.HasField("delta"):
-                    clock.delta()
-                    yield sse(builder.chunk(message.delta, None))
-                else:
-                    _check_not_aborted(message.finished)
-                    clock.finish(message.finished)
-                    yield sse(builder.chunk(None, message.finished))
-                    if include_usage:
-                        yield sse(builder.usage_chunk(message.finished))
-                read: Any = await call.read()
-                message = None if read is grpc.aio.EOF else read
-            yield "data: [DONE]\n\n"
-        except (grpc.aio.AioRpcError, ApiError) as exc:
-            error = from_rpc_error(exc) if isinstance(exc, grpc.aio.AioRpcError) else exc
-            metrics.ERRORS.labels(route, str(error.status)).inc()
-            logger.warning("stream failed after it started: %s", error.message)
-            yield sse_error(error)
-        finally:
-            first_read.cancel()
-            call.cancel()  # a no-op when finished; otherwise the client left: stop the engine
+    def __init__(self, prompts: Sequence[int]) -> None:
+        self.prompts = prompts  # the prompt index of each choice
+        self.prompt_tokens: dict[int, int] = {}
+        self.completion_tokens = 0
+        self.cached_tokens = 0
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    def add(self, index: int, finished: pb.Finished) -> None:
+        usage = finished.usage
+        self.prompt_tokens.setdefault(self.prompts[index], usage.prompt_tokens)
+        self.completion_tokens += usage.completion_tokens
+        self.cached_tokens = max(self.cached_tokens, usage.cached_tokens)
+
+    def total(self) -> Any:
+        return usage_json(sum(self.prompt_tokens.values()), self.completion_tokens, self.cached_tokens)
 
 
 async def respond(
     connection: Router,
-    request: pb.GenerateRequest,
+    requests: list[pb.GenerateRequest],
+    prompts: list[int],
     builder: ResponseBuilder,
     body: GenerationFields,
     settings: GatewaySettings,
     http_request: Request,
     route: str,
 ) -> StreamingResponse | JSONResponse:
-    """Run one generation through the router: an SSE stream or a whole answer."""
+    """Run the generations of one request (one per choice): an SSE stream or a whole answer."""
+    stub = connection.inference
     if body.stream:
         if not builder.model:
-            builder.model = await served_model(connection, request.engine)
-        return await stream_response(connection.inference, request, builder, body.include_usage, settings, route)
-    return await whole_response(connection.inference, request, builder, settings.request_timeout_s, http_request)
+            builder.model = await served_model(connection, requests[0].engine)
+        return await stream_response(stub, requests, prompts, builder, body.include_usage, settings, route)
+    return await whole_response(stub, requests, prompts, builder, settings.request_timeout_s, http_request)
 
 
 async def served_model(connection: Router, engine: common_pb2.Engine.ValueType) -> str:
@@ -161,6 +129,130 @@ async def served_model(connection: Router, engine: common_pb2.Engine.ValueType) 
     answer = await connection.control.GetStatus(control_pb2.GetStatusRequest(engine=engine), timeout=10)
     names = {s.model for s in answer.statuses if s.state == control_pb2.MODEL_STATE_LOADED and s.model}
     return names.pop() if len(names) == 1 else ""
+
+
+async def stream_response(
+    stub: inference_pb2_grpc.InferenceAsyncStub,
+    requests: list[pb.GenerateRequest],
+    prompts: list[int],
+    builder: ResponseBuilder,
+    include_usage: bool,
+    settings: GatewaySettings,
+    route: str,
+) -> StreamingResponse:
+    """An SSE response. An error before the first message of every choice is a plain HTTP
+    error, unless the first messages take longer than ``stream_keepalive_s`` (a model loading
+    on demand): then the stream starts with keep-alive comments and a later error goes
+    in-band."""
+    clock = LatencyClock(ENGINE_NAMES.get(requests[0].engine))
+    calls: list[Call] = [stub.Generate(r, timeout=settings.request_timeout_s) for r in requests]
+    firsts = [_first(call) for call in calls]
+    try:
+        await asyncio.wait(firsts, timeout=settings.stream_keepalive_s)
+        for first in firsts:
+            if first.done():
+                first.result()  # an early error: a plain HTTP answer
+    except BaseException:
+        for call, first in zip(calls, firsts, strict=True):
+            first.cancel()
+            call.cancel()
+        raise
+    usages = Usages(prompts)
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            while not all(first.done() for first in firsts):
+                yield KEEPALIVE
+                await asyncio.wait(firsts, timeout=settings.stream_keepalive_s)
+            if len(calls) == 1:  # the common case: no merging, nothing more per token
+                stream = _messages(calls[0], firsts[0].result())
+                async for chunk in _chunks(0, stream, builder, clock, usages):
+                    yield chunk
+            else:
+                async for chunk in _merged(calls, firsts, builder, clock, usages):
+                    yield chunk
+            if include_usage:
+                yield sse(builder.usage_chunk(usages.total()))
+            yield "data: [DONE]\n\n"
+        except (grpc.aio.AioRpcError, ApiError) as exc:
+            error = from_rpc_error(exc) if isinstance(exc, grpc.aio.AioRpcError) else exc
+            metrics.ERRORS.labels(route, str(error.status)).inc()
+            logger.warning("stream failed after it started: %s", error.message)
+            yield sse_error(error)
+        finally:
+            for call, first in zip(calls, firsts, strict=True):
+                first.cancel()
+                call.cancel()  # a no-op when finished; otherwise the client left: stop the engine
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+def _first(call: Call) -> asyncio.Future[pb.GenerateResponse | None]:
+    reading = first_message(call)
+    return asyncio.ensure_future(reading)
+
+
+async def _messages(call: Call, first: pb.GenerateResponse | None) -> AsyncIterator[pb.GenerateResponse]:
+    message = first
+    while message is not None:
+        yield message
+        read: Any = await call.read()
+        message = None if read is grpc.aio.EOF else read
+
+
+async def _chunks(
+    index: int,
+    messages: AsyncIterator[pb.GenerateResponse],
+    builder: ResponseBuilder,
+    clock: LatencyClock,
+    usages: Usages,
+) -> AsyncIterator[str]:
+    """The SSE events of one choice."""
+    if builder.chat or builder.echo:
+        yield sse(builder.chunk(index, None, None, first=True))
+    async for message in messages:
+        if message.HasField("delta"):
+            clock.delta()
+            yield sse(builder.chunk(index, message.delta, None))
+        else:
+            _check_not_aborted(message.finished)
+            clock.finish(message.finished)
+            usages.add(index, message.finished)
+            yield sse(builder.chunk(index, None, message.finished))
+
+
+async def _merged(
+    calls: list[Call],
+    firsts: Sequence[asyncio.Future[pb.GenerateResponse | None]],
+    builder: ResponseBuilder,
+    clock: LatencyClock,
+    usages: Usages,
+) -> AsyncIterator[str]:
+    """The events of several choices, interleaved as they come."""
+    queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+
+    async def pump(index: int) -> None:
+        try:
+            async for event in _chunks(index, _messages(calls[index], firsts[index].result()), builder, clock, usages):
+                await queue.put(event)
+            await queue.put(None)
+        except BaseException as exc:
+            await queue.put(exc)
+
+    pumps = [asyncio.create_task(pump(i)) for i in range(len(calls))]
+    try:
+        running = len(pumps)
+        while running:
+            item = await queue.get()
+            if item is None:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        for task in pumps:
+            task.cancel()
 
 
 async def until_disconnect(http_request: Request) -> None:
@@ -172,36 +264,48 @@ async def until_disconnect(http_request: Request) -> None:
 
 async def whole_response(
     stub: inference_pb2_grpc.InferenceAsyncStub,
-    request: pb.GenerateRequest,
+    requests: list[pb.GenerateRequest],
+    prompts: list[int],
     builder: ResponseBuilder,
     timeout: float,
     http_request: Request,
 ) -> JSONResponse:
-    clock = LatencyClock(ENGINE_NAMES.get(request.engine))
-    answer = Accumulated()
+    clock = LatencyClock(ENGINE_NAMES.get(requests[0].engine))
+    answers = [Accumulated() for _ in requests]
 
-    async def gather() -> None:
+    async def gather(request: pb.GenerateRequest, answer: Accumulated) -> None:
         async for message in stub.Generate(request, timeout=timeout):
             if message.HasField("delta"):
                 clock.delta()
             answer.add(message)
 
-    work = asyncio.ensure_future(gather())
+    async def gather_all() -> None:
+        tasks = [asyncio.create_task(gather(r, a)) for r, a in zip(requests, answers, strict=True)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:  # one failed, or the client left: stop the others too
+                task.cancel()
+
+    work = asyncio.ensure_future(gather_all())
     gone = asyncio.ensure_future(until_disconnect(http_request))
     try:
         await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         gone.cancel()
         if not work.done():
-            work.cancel()  # the client left: cancelling the call stops the engine
+            work.cancel()  # the client left: cancelling the calls stops the engine
     if not work.done() or work.cancelled():
         raise ApiError(499, "client disconnected")
     try:
         work.result()
     except grpc.aio.AioRpcError as exc:
         raise from_rpc_error(exc) from None
-    if answer.finished is None:
-        raise ApiError(503, "the backend ended the stream without finishing")
-    _check_not_aborted(answer.finished)
-    clock.finish(answer.finished)
-    return JSONResponse(builder.whole(answer))
+    usages = Usages(prompts)
+    for index, answer in enumerate(answers):
+        if answer.finished is None:
+            raise ApiError(503, "the backend ended the stream without finishing")
+        _check_not_aborted(answer.finished)
+        clock.finish(answer.finished)
+        usages.add(index, answer.finished)
+    return JSONResponse(builder.whole(answers, sum(usages.prompt_tokens.values())))

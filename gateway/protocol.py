@@ -7,24 +7,27 @@ the same message over HTTP and gRPC; these models check shapes and types.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from google.protobuf.struct_pb2 import Struct
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
+from gateway.chat import ChatMessage, NamedToolChoice, ResponseFormat, ToolDef, chat_input
 from gateway.errors import ApiError
 from gateway.json_limits import check_json
+from gateway.openai_fields import CHAT_FIELDS, COMPLETION_FIELDS, check_extras
 from switchyard.engine.hub import default_engine
-from switchyard.engine.params import CHAT_ROLES
 from switchyard.engines import ENGINES_BY_NAME
 from switchyard.v1 import common_pb2, control_pb2
 from switchyard.v1 import inference_pb2 as pb
 
 EngineName = Literal["vllm", "llamacpp"]
+MAX_CHOICES = 16  # n, and prompts times n: each choice is one generation
 # Integer ranges of the proto fields, so an out-of-range number is a 422, not a failed encode.
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 TokenId = Annotated[int, Field(ge=0, le=2**32 - 1)]
+Prompt = Annotated[str, WithJsonSchema({"type": "string", "minLength": 1})]
+TokenPrompt = Annotated[list[TokenId], WithJsonSchema({"type": "array", "items": {"type": "integer"}, "minItems": 1})]
 
 
 def ranged(default: Any, description: str, **bounds: float) -> Any:
@@ -61,9 +64,16 @@ class StreamOptions(BaseModel):
 
 
 class GenerationFields(RequestBody):
-    """Fields shared by /v1/completions and /v1/chat/completions."""
+    """Fields shared by /v1/completions and /v1/chat/completions. Fields not declared are
+    kept, to be refused or logged by ``gateway.openai_fields``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
+    openai_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _no_silent_drops(self) -> Self:
+        check_extras(self.model_extra, self.openai_fields)
+        return self
 
     model: str | None = None
     engine: EngineName | None = None
@@ -81,13 +91,29 @@ class GenerationFields(RequestBody):
     stop_token_ids: list[TokenId] | None = None
     ignore_eos: bool = False
     min_tokens: Int32 | None = ranged(None, "tokens to generate at least (vLLM)", minimum=0)
-    n: int = Field(1, ge=1, le=1, description="only one choice per request")
+    n: int = Field(1, ge=1, le=MAX_CHOICES, description=f"choices per prompt (at most {MAX_CHOICES})")
     stream: bool = False
     stream_options: StreamOptions | None = None
 
     @property
     def include_usage(self) -> bool:
         return self.stream_options is not None and self.stream_options.include_usage
+
+    def choices(self, inputs: list[pb.GenerateRequest]) -> tuple[list[pb.GenerateRequest], list[int]]:
+        """One request per choice, n per input, and the input each choice answers. A seed
+        makes every choice reproducible and different: choice i gets seed + i."""
+        if len(inputs) * self.n > MAX_CHOICES:
+            raise ApiError(400, f"at most {MAX_CHOICES} choices (prompts times n) per request", "n")
+        requests, prompts = [], []
+        for p, base in enumerate(inputs):
+            for i in range(self.n):
+                request = pb.GenerateRequest()
+                request.CopyFrom(base)
+                if self.seed is not None and i:
+                    request.sampling.seed = (self.seed + i) % 2**63
+                requests.append(request)
+                prompts.append(p)
+        return requests, prompts
 
     def _request(self, max_tokens: int | None, logprobs: int | None) -> pb.GenerateRequest:
         sampling = pb.SamplingParams(logit_bias=self.logit_bias or {})
@@ -120,72 +146,82 @@ class CompletionRequest(GenerationFields):
     The seed's defaults stay: 128 tokens, temperature 0.7, top_p 0.95.
     """
 
-    prompt: (
-        Annotated[str, WithJsonSchema({"type": "string", "minLength": 1})]
-        | Annotated[list[TokenId], WithJsonSchema({"type": "array", "items": {"type": "integer"}, "minItems": 1})]
+    openai_fields = COMPLETION_FIELDS
+
+    prompt: Prompt | list[Prompt] | TokenPrompt | list[TokenPrompt] = Field(
+        description="a prompt, a list of prompts, a token list or a list of token lists: one choice each (times n)"
     )
     max_tokens: Int32 | None = 128
     temperature: float | None = 0.7
     top_p: float | None = 0.95
     logprobs: Int32 | None = ranged(None, "most likely alternatives per token", minimum=0, maximum=20)
+    echo: bool = Field(False, description="each choice's text starts with its prompt")
+    best_of: int | None = Field(None, description="only as many as n: switchyard returns every choice it generates")
 
-    def to_proto(self) -> pb.GenerateRequest:
-        request = self._request(self.max_tokens, self.logprobs)
-        if isinstance(self.prompt, str):
-            request.prompt = self.prompt
-        else:
-            request.prompt_token_ids.ids.extend(self.prompt)
-        return request
+    @model_validator(mode="after")
+    def _supported(self) -> Self:
+        if self.best_of is not None and self.best_of != self.n:
+            raise ApiError(400, "best_of other than n is not supported: every choice generated is returned", "best_of")
+        if self.echo and self.logprobs is not None:
+            raise ApiError(400, "echo with logprobs is not supported (no prompt logprobs)", "echo")
+        return self
 
+    def prompts(self) -> list[str | list[int]]:
+        prompt = self.prompt
+        if isinstance(prompt, str):
+            return [prompt]
+        if prompt and isinstance(prompt[0], int):
+            return [[int(t) for t in prompt]]  # one token prompt
+        return [p for p in prompt if isinstance(p, str | list)]
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    role: Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(CHAT_ROLES)})]
-    content: str | list[dict[str, Any]] | None = None
-    name: str | None = None
-    tool_call_id: str | None = None
-
-    def text(self) -> str:
-        """Content as text; of a list of parts only the text parts (no images here)."""
-        if isinstance(self.content, list):
-            return "".join(str(part.get("text", "")) for part in self.content if part.get("type") == "text")
-        return self.content or ""
+    def inputs(self) -> list[pb.GenerateRequest]:
+        """One request per prompt."""
+        out = []
+        for prompt in self.prompts():
+            request = self._request(self.max_tokens, self.logprobs)
+            if isinstance(prompt, str):
+                request.prompt = prompt
+            else:
+                request.prompt_token_ids.ids.extend(prompt)
+            out.append(request)
+        return out
 
 
 class ChatCompletionRequest(GenerationFields):
     """POST /v1/chat/completions: rendered by the engine with the model's own template."""
 
+    openai_fields = CHAT_FIELDS
+
     messages: list[ChatMessage]
     max_completion_tokens: Int32 | None = ranged(None, "tokens to generate at most", minimum=1)
     logprobs: bool = False
     top_logprobs: Int32 | None = ranged(None, "most likely alternatives per token", minimum=0, maximum=20)
-    tools: list[dict[str, Any]] | None = None
+    tools: list[ToolDef] | None = Field(None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    chat_template_kwargs: dict[str, Any] | None = Field(
+        None, description="more variables for the model's chat template, e.g. enable_thinking (vLLM's extension)"
+    )
     add_generation_prompt: bool = True
 
-    def to_proto(self) -> pb.GenerateRequest:
+    def inputs(self) -> list[pb.GenerateRequest]:
         top = (self.top_logprobs or 0) if self.logprobs else None
         request = self._request(self.max_completion_tokens or self.max_tokens, top)
-        request.chat.CopyFrom(chat_input(self.messages, self.tools, self.add_generation_prompt))
-        return request
-
-
-def chat_input(messages: list[ChatMessage], tools: list[dict[str, Any]] | None, add_prompt: bool) -> pb.ChatInput:
-    chat = pb.ChatInput(add_generation_prompt=add_prompt)
-    for message in messages:
-        chat.messages.append(
-            pb.ChatMessage(
-                role=message.role,
-                content=message.text(),
-                name=message.name or "",
-                tool_call_id=message.tool_call_id or "",
+        request.chat.CopyFrom(
+            chat_input(
+                self.messages,
+                self.add_generation_prompt,
+                self.tools,
+                self.tool_choice,
+                self.parallel_tool_calls,
+                self.chat_template_kwargs,
             )
         )
-    for tool in tools or []:
-        struct = Struct()
-        struct.update(tool)
-        chat.tools.append(struct)
-    return chat
+        response_format = self.response_format.to_proto() if self.response_format is not None else None
+        if response_format is not None:
+            request.response_format.CopyFrom(response_format)
+        return [request]
 
 
 VLLM_FIELDS = (
@@ -326,7 +362,7 @@ class TokenizeRequest(RequestBody):
     def to_proto(self) -> pb.TokenizeRequest:
         request = pb.TokenizeRequest(engine=engine_kind(self.engine), model=self.model or "")
         if self.messages is not None:
-            request.chat.CopyFrom(chat_input(self.messages, None, True))
+            request.chat.CopyFrom(chat_input(self.messages, True))
         elif self.prompt is not None:
             request.text = self.prompt
         if self.add_special_tokens is not None:

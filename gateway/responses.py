@@ -1,44 +1,80 @@
-"""OpenAI response objects built from the contract's Delta and Finished messages."""
+"""OpenAI response objects built from the contract's Delta and Finished messages.
+
+Shapes are TypedDicts (gateway.schemas): mypy checks every object built here, at no cost per
+streamed chunk. One request may have several choices (n, or a list of prompts): each comes
+from its own generation, and keeps its index.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
-from gateway.protocol import FINISH_REASONS
+from gateway.schemas import (
+    ChatChoice,
+    ChatChunkChoice,
+    ChatDelta,
+    ChatLogprobs,
+    ChatMessageOut,
+    Chunk,
+    CompletionChoice,
+    CompletionLogprobs,
+    OutToolCall,
+    OutToolCallDelta,
+    Response,
+    Usage,
+)
 from switchyard.engines import ENGINE_NAMES
 from switchyard.v1 import inference_pb2 as pb
+
+# OpenAI's values. An ABORTED generation (its model unloaded or switched under it) has none:
+# the gateway answers it as an error (gateway.generation).
+FINISH_REASONS = {
+    pb.FINISH_REASON_STOP: "stop",
+    pb.FINISH_REASON_LENGTH: "length",
+    pb.FINISH_REASON_TOOL_CALLS: "tool_calls",
+}
 
 
 @dataclass
 class Accumulated:
-    """A whole (non-streamed) answer gathered from its deltas."""
+    """One whole (non-streamed) choice gathered from its deltas."""
 
     text: list[str] = field(default_factory=list)
     logprobs: list[pb.TokenLogprob] = field(default_factory=list)
+    calls: dict[int, OutToolCall] = field(default_factory=dict)
     finished: pb.Finished | None = None
 
     def add(self, response: pb.GenerateResponse) -> None:
-        if response.HasField("delta"):
-            self.text.append(response.delta.text)
-            self.logprobs.extend(response.delta.logprobs)
-        else:
+        if response.HasField("finished"):
             self.finished = response.finished
+            return
+        delta = response.delta
+        self.text.append(delta.text)
+        self.logprobs.extend(delta.logprobs)
+        for piece in delta.tool_calls:
+            call = self.calls.setdefault(
+                piece.index, {"id": piece.id, "type": "function", "function": {"name": piece.name, "arguments": ""}}
+            )
+            call["function"]["arguments"] += piece.arguments
 
 
-def usage_json(finished: pb.Finished) -> dict[str, Any]:
-    usage = finished.usage
+def usage_json(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> Usage:
     return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached_tokens},
     }
 
 
-def completion_logprobs(entries: list[pb.TokenLogprob], offset: int) -> dict[str, Any]:
+def finished_usage(finished: pb.Finished) -> Usage:
+    usage = finished.usage
+    return usage_json(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+
+
+def completion_logprobs(entries: list[pb.TokenLogprob], offset: int) -> CompletionLogprobs:
     """The legacy completions logprobs object."""
     offsets, position = [], offset
     for entry in entries:
@@ -52,7 +88,7 @@ def completion_logprobs(entries: list[pb.TokenLogprob], offset: int) -> dict[str
     }
 
 
-def chat_logprobs(entries: list[pb.TokenLogprob]) -> dict[str, Any]:
+def chat_logprobs(entries: list[pb.TokenLogprob]) -> ChatLogprobs:
     return {
         "content": [
             {
@@ -68,66 +104,144 @@ def chat_logprobs(entries: list[pb.TokenLogprob]) -> dict[str, Any]:
     }
 
 
+def _stop_reason(finished: pb.Finished) -> str | int | None:
+    if finished.HasField("stop_string"):
+        return finished.stop_string
+    if finished.HasField("stop_token_id"):
+        return finished.stop_token_id
+    return None
+
+
 class ResponseBuilder:
     """Ids, timestamps and shapes of one OpenAI answer, streamed or whole."""
 
-    def __init__(self, chat: bool, model: str | None, want_logprobs: bool) -> None:
+    def __init__(self, chat: bool, model: str | None, want_logprobs: bool, echo: list[str] | None = None) -> None:
         self.chat = chat
         self.id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         self.created = int(time.time())
         self.model = model or ""
+        self.engine: str | None = None
         self.want_logprobs = want_logprobs
-        self.text_offset = 0
+        self.echo = echo  # completions with echo: each choice's prompt text, by choice index
+        self.text_offsets: dict[int, int] = {}
 
-    def _base(self, obj: str) -> dict[str, Any]:
-        return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
-
-    def _extra(self, finished: pb.Finished) -> dict[str, Any]:
+    def _learn(self, finished: pb.Finished) -> None:
         if finished.model:
             self.model = finished.model
-        return {"engine": ENGINE_NAMES.get(finished.engine)} if finished.engine else {}
+        if finished.engine:
+            self.engine = ENGINE_NAMES.get(finished.engine)
 
-    def whole(self, answer: Accumulated) -> dict[str, Any]:
-        assert answer.finished is not None
-        finished = answer.finished
-        extra = self._extra(finished)
+    def _finish(self, body: Response | Chunk) -> None:
+        if self.engine is not None:
+            body["engine"] = self.engine
+
+    def whole(self, answers: list[Accumulated], prompt_tokens: int) -> Response:
+        """All choices in one answer; usage sums completions, prompts counted once each."""
+        completion = cached = 0
+        choices: list[CompletionChoice | ChatChoice] = []
+        for index, answer in enumerate(answers):
+            assert answer.finished is not None
+            finished = answer.finished
+            self._learn(finished)
+            completion += finished.usage.completion_tokens
+            cached = max(cached, finished.usage.cached_tokens)
+            choices.append(self._choice(index, answer, finished))
+        body: Response = {
+            "id": self.id,
+            "object": "chat.completion" if self.chat else "text_completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+            "usage": usage_json(prompt_tokens, completion, cached),
+        }
+        self._finish(body)
+        return body
+
+    def _choice(self, index: int, answer: Accumulated, finished: pb.Finished) -> CompletionChoice | ChatChoice:
         text = "".join(answer.text)
-        choice: dict[str, Any] = {"index": 0, "finish_reason": FINISH_REASONS.get(finished.reason), "logprobs": None}
+        reason = FINISH_REASONS.get(finished.reason)
         if self.chat:
-            choice["message"] = {"role": "assistant", "content": text}
-            if self.want_logprobs:
-                choice["logprobs"] = chat_logprobs(answer.logprobs)
-        else:
-            choice["text"] = text
-            if self.want_logprobs:
-                choice["logprobs"] = completion_logprobs(answer.logprobs, 0)
-        if finished.HasField("stop_string"):
-            choice["stop_reason"] = finished.stop_string
-        elif finished.HasField("stop_token_id"):
-            choice["stop_reason"] = finished.stop_token_id
-        body = self._base("chat.completion" if self.chat else "text_completion")
-        return {**body, "choices": [choice], "usage": usage_json(finished), **extra}
+            message: ChatMessageOut = {"role": "assistant", "content": text or (None if answer.calls else "")}
+            if answer.calls:
+                message["tool_calls"] = [answer.calls[i] for i in sorted(answer.calls)]
+            chat: ChatChoice = {
+                "index": index,
+                "message": message,
+                "finish_reason": reason,
+                "logprobs": chat_logprobs(answer.logprobs) if self.want_logprobs else None,
+                "stop_reason": _stop_reason(finished),
+            }
+            return chat
+        prefix = self.echo[index] if self.echo else ""
+        completion: CompletionChoice = {
+            "index": index,
+            "text": prefix + text,
+            "finish_reason": reason,
+            "logprobs": completion_logprobs(answer.logprobs, len(prefix)) if self.want_logprobs else None,
+            "stop_reason": _stop_reason(finished),
+        }
+        return completion
 
-    def chunk(self, delta: pb.Delta | None, finished: pb.Finished | None, first: bool = False) -> dict[str, Any]:
-        """One streamed chunk: a delta, the first (role) chunk of a chat, or the finish."""
-        choice: dict[str, Any] = {"index": 0, "finish_reason": None, "logprobs": None}
-        extra: dict[str, Any] = {}
+    def chunk(self, index: int, delta: pb.Delta | None, finished: pb.Finished | None, first: bool = False) -> Chunk:
+        """One streamed chunk of choice ``index``: a delta, the first chunk (a chat's role, a
+        completion's echoed prompt), or the finish."""
+        reason = None
         if finished is not None:
-            choice["finish_reason"] = FINISH_REASONS.get(finished.reason)
-            extra = self._extra(finished)
+            reason = FINISH_REASONS.get(finished.reason)
+            self._learn(finished)
         entries = list(delta.logprobs) if delta is not None else []
         text = delta.text if delta is not None else ""
+        choice: CompletionChoice | ChatChunkChoice
         if self.chat:
-            choice["delta"] = {"role": "assistant", "content": ""} if first else ({"content": text} if delta else {})
-            if self.want_logprobs and entries:
-                choice["logprobs"] = chat_logprobs(entries)
+            out: ChatDelta = {}
+            if first:
+                out = {"role": "assistant", "content": ""}
+            elif delta is not None:
+                if text or not delta.tool_calls:
+                    out["content"] = text
+                if delta.tool_calls:
+                    out["tool_calls"] = [_call_piece(piece) for piece in delta.tool_calls]
+            choice = {
+                "index": index,
+                "delta": out,
+                "finish_reason": reason,
+                "logprobs": chat_logprobs(entries) if self.want_logprobs and entries else None,
+            }
         else:
-            choice["text"] = text
-            if self.want_logprobs and entries:
-                choice["logprobs"] = completion_logprobs(entries, self.text_offset)
-            self.text_offset += len(text)
-        return {**self._base("chat.completion.chunk" if self.chat else "text_completion"), "choices": [choice], **extra}
+            if first and self.echo:
+                text = self.echo[index]
+            offset = self.text_offsets.get(index, 0)
+            choice = {
+                "index": index,
+                "text": text,
+                "finish_reason": reason,
+                "logprobs": completion_logprobs(entries, offset) if self.want_logprobs and entries else None,
+            }
+            self.text_offsets[index] = offset + len(text)
+        body: Chunk = {
+            "id": self.id,
+            "object": "chat.completion.chunk" if self.chat else "text_completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [choice],
+        }
+        self._finish(body)
+        return body
 
-    def usage_chunk(self, finished: pb.Finished) -> dict[str, Any]:
-        obj = "chat.completion.chunk" if self.chat else "text_completion"
-        return {**self._base(obj), "choices": [], "usage": usage_json(finished)}
+    def usage_chunk(self, usage: Usage) -> Chunk:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk" if self.chat else "text_completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [],
+            "usage": usage,
+        }
+
+
+def _call_piece(piece: pb.ToolCallDelta) -> OutToolCallDelta:
+    out: OutToolCallDelta = {"index": piece.index, "function": {"arguments": piece.arguments}}
+    if piece.id:
+        out["id"], out["type"] = piece.id, "function"
+        out["function"]["name"] = piece.name
+    return out

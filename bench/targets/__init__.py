@@ -2,8 +2,9 @@
 
 A target is written on the command line as ``[NAME=]KIND:ADDRESS[,KEY=VALUE...]``:
 
-- ``grpc:HOST:PORT[,engine=vllm|llamacpp][,model=NAME]``: switchyard's ``Inference/Generate``
-  on an engine service or the router.
+- ``grpc:HOST:PORT[,engine=vllm|llamacpp][,model=NAME][,json=object|SCHEMA_FILE]``:
+  switchyard's ``Inference/Generate`` on an engine service or the router; ``json`` decodes
+  under a JSON object or a schema (the cost of constrained decoding).
 - ``openai:BASE_URL[,model=NAME][,KEY=VALUE...]``: streaming ``/v1/completions`` of an
   OpenAI-compatible server (our gateway, ``vllm serve``, llama-server); other keys are sent as
   extra JSON fields (a value that parses as JSON is sent parsed), e.g. ``engine=vllm``.
@@ -59,8 +60,9 @@ def parse_target(text: str, index: int = 0) -> TargetSpec:
         if not eq or not key:
             raise ValueError(f"target {text!r}: option {pair!r} is not KEY=VALUE")
         options[key] = value
-    if kind != "openai" and set(options) - {"engine", "model"}:
-        raise ValueError(f"target {text!r}: {kind} takes only the options engine and model")
+    allowed = {"engine", "model", "json"} if kind == "grpc" else {"engine", "model"}
+    if kind != "openai" and set(options) - allowed:
+        raise ValueError(f"target {text!r}: {kind} takes only the options {', '.join(sorted(allowed))}")
     if kind == "grpc" and options.get("engine", "vllm") not in ("vllm", "llamacpp"):
         raise ValueError(f"target {text!r}: engine must be vllm or llamacpp")
     return TargetSpec(name or (kind if index == 0 else f"{kind}-{index}"), kind, address, options)
@@ -71,7 +73,10 @@ def open_target(spec: TargetSpec, timeout: float) -> Target:
     if spec.kind == "grpc":
         from bench.targets.grpc_target import GrpcTarget
 
-        return GrpcTarget(spec.name, spec.address, spec.options.get("engine"), spec.options.get("model"), timeout)
+        options = spec.options
+        return GrpcTarget(
+            spec.name, spec.address, options.get("engine"), options.get("model"), timeout, options.get("json")
+        )
     from bench.targets.http import LlamaServerTarget, OpenAITarget
 
     if spec.kind == "openai":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 
 from bench.measure import BenchError, Recorder, RequestResult
@@ -9,13 +11,30 @@ from switchyard.engines import ENGINES_BY_NAME
 from switchyard.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 
 
+def response_format(json: str | None) -> inference_pb2.ResponseFormat | None:
+    """``object``: any JSON object; else a file holding a JSON Schema; None: free text. The
+    output must be able to run to any length (an object or a string does), as the bench
+    asks for exact lengths."""
+    if json is None:
+        return None
+    if json == "object":
+        return inference_pb2.ResponseFormat(json_object=True)
+    schema = Path(json).read_text()
+    return inference_pb2.ResponseFormat(json_schema=inference_pb2.JsonSchema(name="bench", schema_json=schema))
+
+
 def generate_request(
-    prompt: str, max_tokens: int, engine: str | None = None, model: str | None = None
+    prompt: str,
+    max_tokens: int,
+    engine: str | None = None,
+    model: str | None = None,
+    constraint: inference_pb2.ResponseFormat | None = None,
 ) -> inference_pb2.GenerateRequest:
-    """A greedy request for exactly ``max_tokens`` tokens."""
+    """A greedy request for exactly ``max_tokens`` tokens, decoded under ``constraint``."""
     if engine is not None and engine not in ENGINES_BY_NAME:
         raise ValueError(f"engine {engine!r} is not one of {', '.join(ENGINES_BY_NAME)}")
     return inference_pb2.GenerateRequest(
+        response_format=constraint,
         prompt=prompt,
         engine=ENGINES_BY_NAME[engine] if engine else common_pb2.ENGINE_UNSPECIFIED,
         model=model or "",
@@ -25,17 +44,20 @@ def generate_request(
 
 
 class GrpcTarget:
-    def __init__(self, name: str, address: str, engine: str | None, model: str | None, timeout: float) -> None:
+    def __init__(
+        self, name: str, address: str, engine: str | None, model: str | None, timeout: float, json: str | None = None
+    ) -> None:
         generate_request("", 1, engine, model)  # checks the engine name now, not at the first request
         self.name = name
         self.engine = engine
         self.model = model
+        self.constraint = response_format(json)
         self.timeout = timeout
         self._channel = grpc.aio.insecure_channel(address)
         self._stub = inference_pb2_grpc.InferenceStub(self._channel)
 
     async def stream(self, prompt: str, max_tokens: int) -> RequestResult:
-        request = generate_request(prompt, max_tokens, self.engine, self.model)
+        request = generate_request(prompt, max_tokens, self.engine, self.model, self.constraint)
         recorder = Recorder()
         tokens: int | None = None
         try:

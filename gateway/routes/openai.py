@@ -14,6 +14,7 @@ from gateway.generation import respond
 from gateway.protocol import ChatCompletionRequest, CompletionRequest
 from gateway.responses import ResponseBuilder
 from gateway.settings import GatewaySettings
+from switchyard.v1 import inference_pb2 as pb
 
 router = APIRouter(dependencies=[Depends(require_key)])
 Connection = Annotated[Router, Depends(router_of)]
@@ -24,16 +25,27 @@ Settings = Annotated[GatewaySettings, Depends(settings_of)]
 async def completions(
     body: CompletionRequest, request: Request, connection: Connection, settings: Settings
 ) -> Response:
-    builder = ResponseBuilder(chat=False, model=body.model, want_logprobs=body.logprobs is not None)
-    return await respond(connection, body.to_proto(), builder, body, settings, request, "/v1/completions")
+    requests, prompts = body.choices(body.inputs())
+    echo = [await _prompt_text(connection, requests[i]) for i in range(len(requests))] if body.echo else None
+    builder = ResponseBuilder(chat=False, model=body.model, want_logprobs=body.logprobs is not None, echo=echo)
+    return await respond(connection, requests, prompts, builder, body, settings, request, "/v1/completions")
+
+
+async def _prompt_text(connection: Router, request: pb.GenerateRequest) -> str:
+    """What echo repeats: the prompt, or the text of its tokens."""
+    if request.WhichOneof("input") == "prompt":
+        return request.prompt
+    ask = pb.DetokenizeRequest(engine=request.engine, model=request.model, token_ids=request.prompt_token_ids.ids)
+    return (await connection.inference.Detokenize(ask, timeout=30)).text
 
 
 @router.post("/v1/chat/completions", summary="OpenAI chat completions (+ engine)")
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, connection: Connection, settings: Settings
 ) -> Response:
+    requests, prompts = body.choices(body.inputs())
     builder = ResponseBuilder(chat=True, model=body.model, want_logprobs=body.logprobs)
-    return await respond(connection, body.to_proto(), builder, body, settings, request, "/v1/chat/completions")
+    return await respond(connection, requests, prompts, builder, body, settings, request, "/v1/chat/completions")
 
 
 @router.get("/v1/models", summary="Models loaded, loading, in error and loadable")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import grpc
 import httpx
@@ -29,7 +30,15 @@ def test_parse_target_names_kinds_and_options() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["grpc", "x=ftp:h:1", "grpc:", "grpc:h:1,engine=tgi", "llama-server:http://h,n_predict=3", "openai:http://h,bad"],
+    [
+        "grpc",
+        "x=ftp:h:1",
+        "grpc:",
+        "grpc:h:1,engine=tgi",
+        "llama-server:http://h,n_predict=3",
+        "openai:http://h,bad",
+        "llama-server:http://h,json=object",
+    ],
 )
 def test_parse_target_refuses_bad_specs(text: str) -> None:
     with pytest.raises(ValueError):
@@ -188,6 +197,24 @@ async def test_grpc_target_asks_for_exact_greedy_output() -> None:
     assert request.prompt == "日本" and request.model == "demo" and request.engine == common_pb2.ENGINE_LLAMACPP
     assert request.stopping.max_tokens == 5 and request.stopping.ignore_eos
     assert request.sampling.HasField("temperature") and request.sampling.temperature == 0.0
+    assert not request.HasField("response_format")
+
+
+async def test_grpc_target_decodes_under_a_json_object_or_schema(tmp_path: Path) -> None:
+    schema = tmp_path / "schema.json"
+    schema.write_text('{"type": "string"}')
+    servicer = FakeInference(deltas_then_finished)
+    server, address = await serve(servicer)
+    targets = [open_target(parse_target(f"e=grpc:{address},json={json}"), 10) for json in ("object", schema)]
+    try:
+        for target in targets:
+            await target.stream("日本", 2)
+    finally:
+        for target in targets:
+            await target.aclose()
+        await server.stop(None)
+    assert [r.response_format.WhichOneof("kind") for r in servicer.requests] == ["json_object", "json_schema"]
+    assert servicer.requests[1].response_format.json_schema.schema_json == '{"type": "string"}'
 
 
 async def test_grpc_target_fails_loudly() -> None:

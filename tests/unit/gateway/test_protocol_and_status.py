@@ -12,14 +12,14 @@ from switchyard.v1 import inference_pb2 as pb
 
 
 def test_completion_keeps_the_seed_defaults_and_engine() -> None:
-    request = CompletionRequest(prompt="hi", engine="vllm").to_proto()
+    request = CompletionRequest(prompt="hi", engine="vllm").inputs()[0]
     assert request.engine == common_pb2.ENGINE_VLLM and request.prompt == "hi"
     assert request.stopping.max_tokens == 128
     assert request.sampling.temperature == pytest.approx(0.7) and request.sampling.top_p == pytest.approx(0.95)
 
 
 def test_temperature_zero_is_sent_as_set() -> None:
-    request = CompletionRequest(prompt=[1, 2], temperature=0, stop="\n", seed=0, logprobs=0).to_proto()
+    request = CompletionRequest(prompt=[1, 2], temperature=0, stop="\n", seed=0, logprobs=0).inputs()[0]
     assert request.sampling.HasField("temperature") and request.sampling.temperature == 0
     assert request.sampling.HasField("seed") and list(request.stopping.stop) == ["\n"]
     assert list(request.prompt_token_ids.ids) == [1, 2]
@@ -35,7 +35,7 @@ def test_chat_request_uses_max_completion_tokens_and_text_parts() -> None:
             "top_logprobs": 3,
         }
     )
-    request = body.to_proto()
+    request = body.inputs()[0]
     assert request.chat.messages[0].content == "ab" and request.stopping.max_tokens == 5
     assert request.output.logprobs == 3 and request.sampling.HasField("temperature") is False
 

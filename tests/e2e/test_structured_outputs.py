@@ -1,0 +1,242 @@
+"""Structured outputs and tool calls on the real engines, through the real openai SDK and
+LangChain: answers decoded under a JSON Schema validate for every seed, forced tool choices
+always give well-formed calls, and a tool conversation renders the same prompt on both engines.
+
+The demo model is random, so a constraint is the only reason its output is JSON: every check
+here fails if the constraint is not applied. Its strings are held to patterns of ASCII: under a
+free string llama.cpp's grammar lets byte pieces that are not valid UTF-8 through, which
+llama-server then writes as U+FFFD (longer than the grammar counted; README, known limits)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import httpx
+import jsonschema
+import openai
+import pydantic
+import pytest
+from langchain_core.tools import tool
+from langchain_openai import ChatOpenAI
+from langchain_openai import OpenAI as LangChainOpenAI
+
+from tests.e2e.conftest import E2E_ENGINES, SERVED, Stack
+
+ENGINE_NAMES = [e.name for e in E2E_ENGINES]
+SEEDS = range(20)
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "pattern": "^[a-z]{1,10}$"},
+        "age": {"type": "integer", "minimum": 0, "maximum": 120},
+        "pets": {"type": "array", "items": {"enum": ["cat", "dog"]}, "maxItems": 2},
+    },
+    "required": ["name", "age", "pets"],
+    "additionalProperties": False,
+}
+WEATHER = {
+    "type": "object",
+    "properties": {"city": {"type": "string", "pattern": "^[A-Z][a-z]{0,11}$"}, "unit": {"enum": ["C", "F"]}},
+    "required": ["city", "unit"],
+    "additionalProperties": False,
+}
+TIME = {
+    "type": "object",
+    "properties": {"tz": {"enum": ["UTC", "CET"]}},
+    "required": ["tz"],
+    "additionalProperties": False,
+}
+TOOLS: list[Any] = [
+    {"type": "function", "function": {"name": "get_weather", "description": "Weather now", "parameters": WEATHER}},
+    {"type": "function", "function": {"name": "get_time", "description": "Time now", "parameters": TIME}},
+]
+SCHEMAS = {"get_weather": WEATHER, "get_time": TIME}
+QUOTE_BIAS, BRACE_BIAS = 6, 3  # json_object: closing quotes and braces made likely (see below)
+ASK: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+class Person(pydantic.BaseModel):
+    name: str = pydantic.Field(pattern="^[a-z]{1,10}$")
+    age: int = pydantic.Field(ge=0, le=120)
+
+
+def client(stack: Stack) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{stack.url}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+def validate_calls(calls: Any) -> None:  # openai's tool call types
+    assert calls, "no tool calls"
+    for call in calls:
+        assert call.type == "function" and call.id.startswith("call_")
+        jsonschema.validate(json.loads(call.function.arguments), SCHEMAS[call.function.name])
+
+
+def streamed(stack: Stack, **kwargs: Any) -> tuple[str, list[tuple[str, str]], str | None]:
+    """Content, (name, arguments) calls and finish reason of a streamed chat answer."""
+    content, finish = "", None
+    calls: dict[int, list[str]] = {}
+    for chunk in client(stack).chat.completions.create(**kwargs, stream=True):
+        for choice in chunk.choices:
+            content += choice.delta.content or ""
+            for piece in choice.delta.tool_calls or []:
+                entry = calls.setdefault(piece.index, ["", ""])
+                entry[0] += (piece.function and piece.function.name) or ""
+                entry[1] += (piece.function and piece.function.arguments) or ""
+            finish = choice.finish_reason or finish
+    return content, [(name, args) for name, args in calls.values()], finish
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_json_schema_answers_validate_for_every_seed_streamed_or_not(stack: Stack, engine: str) -> None:
+    response_format: Any = {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON, "strict": True}}
+    kwargs: Any = {"model": SERVED[engine], "messages": ASK, "max_tokens": 300, "response_format": response_format}
+    for seed in SEEDS:
+        answer = client(stack).chat.completions.create(**kwargs, seed=seed)
+        text = answer.choices[0].message.content
+        assert answer.choices[0].finish_reason == "stop", (seed, text)
+        jsonschema.validate(json.loads(text or ""), PERSON)
+        assert streamed(stack, **kwargs, seed=seed) == (text, [], "stop")
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_json_object_answers_parse_for_every_seed(stack: Stack, engine: str) -> None:
+    """Biased towards closing quotes and braces, the random model's objects end; without
+    json_object the same bias gives no JSON at all."""
+    tokens = httpx.post(f"{stack.url}/tokenize", json={"model": SERVED[engine], "prompt": '"}'}).json()["tokens"]
+    bias = {str(tokens[-2]): QUOTE_BIAS, str(tokens[-1]): BRACE_BIAS}
+    kwargs: Any = {"model": SERVED[engine], "messages": ASK, "max_tokens": 200, "logit_bias": bias}
+    free = client(stack).chat.completions.create(**kwargs, seed=0).choices[0].message.content or ""
+    with pytest.raises(ValueError):
+        json.loads(free)
+    kinds = set()
+    for seed in SEEDS:
+        answer = client(stack).chat.completions.create(**kwargs, seed=seed, response_format={"type": "json_object"})
+        text = answer.choices[0].message.content or ""
+        assert answer.choices[0].finish_reason == "stop", (seed, text)
+        value = json.loads(text)
+        assert isinstance(value, dict)
+        kinds.add(text)
+        assert streamed(stack, **kwargs, seed=seed, response_format={"type": "json_object"}) == (text, [], "stop")
+    assert len(kinds) > 1  # not one answer forced by the bias
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_a_named_tool_choice_always_calls_that_function(stack: Stack, engine: str) -> None:
+    choice: Any = {"type": "function", "function": {"name": "get_weather"}}
+    kwargs: Any = {"model": SERVED[engine], "messages": ASK, "tools": TOOLS, "tool_choice": choice, "max_tokens": 300}
+    for seed in SEEDS:
+        answer = client(stack).chat.completions.create(**kwargs, seed=seed)
+        message = answer.choices[0].message
+        assert answer.choices[0].finish_reason == "tool_calls" and message.content is None
+        validate_calls(message.tool_calls)
+        calls: Any = message.tool_calls
+        assert [c.function.name for c in calls] == ["get_weather"]
+        whole = [(c.function.name, c.function.arguments) for c in calls]
+        assert streamed(stack, **kwargs, seed=seed) == ("", whole, "tool_calls")
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_a_required_tool_choice_calls_some_function_streamed_or_not(stack: Stack, engine: str) -> None:
+    kwargs: Any = {"model": SERVED[engine], "messages": ASK, "tools": TOOLS, "tool_choice": "required"}
+    for seed in SEEDS:
+        answer = client(stack).chat.completions.create(**kwargs, max_tokens=400, seed=seed, parallel_tool_calls=False)
+        assert answer.choices[0].finish_reason == "tool_calls"
+        validate_calls(answer.choices[0].message.tool_calls)
+        calls: Any = answer.choices[0].message.tool_calls
+        assert len(calls) == 1
+        whole = [(c.function.name, c.function.arguments) for c in calls]
+        assert streamed(stack, **kwargs, max_tokens=400, seed=seed, parallel_tool_calls=False) == (
+            "", whole, "tool_calls",
+        )  # fmt: skip
+
+
+def test_a_tool_conversation_renders_the_same_prompt_on_both_engines(stack: Stack) -> None:
+    """The assistant's calls and the tool's answer go back through each engine's chat
+    template; both count the same prompt, and the tools are in it."""
+    conversation: Any = [
+        *ASK,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris", "unit": "C"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"temperature": 21}'},
+    ]
+    counts = {}
+    for engine in ENGINE_NAMES:
+        answer = client(stack).chat.completions.create(
+            model=SERVED[engine], messages=conversation, tools=TOOLS, max_tokens=8, seed=1
+        )
+        assert answer.choices[0].message.content and answer.usage is not None
+        bare = client(stack).chat.completions.create(model=SERVED[engine], messages=ASK, max_tokens=1)
+        assert bare.usage is not None and answer.usage.prompt_tokens > bare.usage.prompt_tokens + 40
+        counts[engine] = answer.usage.prompt_tokens
+    assert len(set(counts.values())) == 1, counts
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_auto_tool_choice_leaves_text_that_is_no_call_as_text(stack: Stack, engine: str) -> None:
+    """The demo model never writes a well-formed call by itself; '<tool_call>' pushed by a
+    bias stays text (no broken call is made up) and the answer still ends."""
+    kwargs: Any = {"model": SERVED[engine], "messages": ASK, "tools": TOOLS, "max_tokens": 6}
+    answer = client(stack).chat.completions.create(**kwargs, logit_bias={"1000": 100})
+    assert answer.choices[0].message.tool_calls is None
+    assert answer.choices[0].message.content == "<tool_call>" * 6
+    assert answer.choices[0].finish_reason == "length"
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_several_choices_and_prompts(stack: Stack, engine: str) -> None:
+    """n choices with a seed are the answers of seeds seed, seed+1, ...; a list of prompts
+    answers each in order; echo puts each prompt in front."""
+    kwargs: Any = {"model": SERVED[engine], "max_tokens": 6, "temperature": 1.0}
+    many = client(stack).completions.create(**kwargs, prompt="日本", n=3, seed=40)
+    assert [c.index for c in many.choices] == [0, 1, 2]
+    for i, seed in enumerate((40, 41, 42)):
+        assert (
+            many.choices[i].text == client(stack).completions.create(**kwargs, prompt="日本", seed=seed).choices[0].text
+        )
+    prompts = client(stack).completions.create(**kwargs, prompt=["日本", "東京"], seed=7, echo=True)
+    assert [c.text[:2] for c in prompts.choices] == ["日本", "東京"]
+    alone = client(stack).completions.create(**kwargs, prompt="東京", seed=7)
+    assert prompts.choices[1].text == "東京" + alone.choices[0].text
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_the_sdk_parse_helper_gets_pydantic_objects(stack: Stack, engine: str) -> None:
+    for seed in SEEDS:
+        answer = client(stack).chat.completions.parse(
+            model=SERVED[engine], messages=ASK, response_format=Person, max_tokens=300, seed=seed
+        )
+        assert isinstance(answer.choices[0].message.parsed, Person)
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_langchain_structured_output_and_tools(stack: Stack, engine: str) -> None:
+    llm = ChatOpenAI(base_url=f"{stack.url}/v1", api_key="unused", model=SERVED[engine], max_tokens=300, seed=3)
+    assert isinstance(llm.with_structured_output(Person, method="json_schema").invoke("Who?"), Person)
+    assert isinstance(llm.with_structured_output(Person, method="function_calling").invoke("Who?"), Person)
+
+    @tool
+    def get_time(tz: Literal["UTC", "CET"]) -> str:
+        """The time now in a time zone."""
+        return "12:00"
+
+    message = llm.bind_tools([get_time], tool_choice="get_time").invoke("What time is it?")
+    assert [call["name"] for call in message.tool_calls] == ["get_time"]
+    assert message.tool_calls[0]["args"]["tz"] in ("UTC", "CET")
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_langchain_legacy_completions(stack: Stack, engine: str) -> None:
+    llm = LangChainOpenAI(base_url=f"{stack.url}/v1", api_key="unused", model=SERVED[engine], max_tokens=8)
+    assert llm.invoke("日本語")
+    answers = llm.batch(["a", "b", "c"])  # sent as one request with three prompts
+    assert len(answers) == 3 and all(answers)
