@@ -35,6 +35,7 @@ COMPLETION_FIELDS = frozenset(
         "presence_penalty", "seed", "stop", "stream", "stream_options", "suffix", "temperature", "top_p", "user",
     }
 )  # fmt: skip
+EMBEDDING_FIELDS = frozenset({"input", "model", "dimensions", "encoding_format", "user"})
 # Accepted, and without effect by their nature: ids and labels for the caller's own records,
 # and cache hints (both engines reuse cached prompt prefixes on their own).
 NO_EFFECT = frozenset(
@@ -53,6 +54,7 @@ WHY = {
     "verbosity": "verbosity is not supported",
     "web_search_options": "web search is not supported",
     "suffix": "neither engine implements insertion (suffix)",
+    "dimensions": "the embedding size is the model's own",
 }
 # Other servers' extras (vLLM's, llama-server's) that change what is generated: a client
 # sending one expects its effect, so it is refused like an OpenAI field, with the way to get it.

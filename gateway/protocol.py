@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validat
 from gateway.chat import ChatMessage, NamedToolChoice, ResponseFormat, ToolDef, chat_input
 from gateway.errors import ApiError
 from gateway.json_limits import check_json
-from gateway.openai_fields import CHAT_FIELDS, COMPLETION_FIELDS, check_extras
+from gateway.openai_fields import CHAT_FIELDS, COMPLETION_FIELDS, EMBEDDING_FIELDS, check_extras
 from switchyard.engine.hub import default_engine
 from switchyard.engines import ENGINES_BY_NAME
 from switchyard.v1 import common_pb2, control_pb2
@@ -242,6 +242,9 @@ FLASH_MODES = {
 }
 
 
+POOLINGS = {"mean": control_pb2.POOLING_MEAN, "cls": control_pb2.POOLING_CLS, "last": control_pb2.POOLING_LAST}
+
+
 class LoadRequest(RequestBody):
     """POST /v1/models/load: the seed's body, plus typed options for each engine."""
 
@@ -254,6 +257,8 @@ class LoadRequest(RequestBody):
     keep_alive_s: float | None = Field(
         None, ge=0, description="unload after this many idle seconds (0: never; unset: the engine's default)"
     )
+    task: Literal["generate", "embed"] = Field("generate", description="embed: serve /v1/embeddings only")
+    pooling: Literal["mean", "cls", "last"] | None = Field(None, description="with task embed (default mean)")
     # vLLM (the seed's three first, with its defaults applied by the engine)
     dtype: str | None = None
     gpu_memory_utilization: float | None = None
@@ -292,6 +297,9 @@ class LoadRequest(RequestBody):
         )
         if self.keep_alive_s is not None:
             request.keep_alive_s = self.keep_alive_s
+        request.task = control_pb2.MODEL_TASK_EMBED if self.task == "embed" else control_pb2.MODEL_TASK_GENERATE
+        if self.pooling is not None:
+            request.pooling = POOLINGS[self.pooling]
         if self.engine == "vllm":
             request.vllm.trust_remote_code = self.trust_remote_code
             for name in VLLM_FIELDS:
@@ -379,3 +387,33 @@ class DetokenizeRequest(RequestBody):
 
     def to_proto(self) -> pb.DetokenizeRequest:
         return pb.DetokenizeRequest(engine=engine_kind(self.engine), model=self.model or "", token_ids=self.tokens)
+
+
+class EmbeddingRequest(RequestBody):
+    """POST /v1/embeddings, OpenAI's body (+ engine)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    engine: EngineName | None = None
+    input: Prompt | list[Prompt] | TokenPrompt | list[TokenPrompt] = Field(
+        description="a string, strings, token ids or lists of token ids (at most 2048 inputs)"
+    )
+    encoding_format: Literal["float", "base64"] = "float"
+    user: str | None = None
+
+    @model_validator(mode="after")
+    def _no_silent_drops(self) -> Self:
+        check_extras(self.model_extra, EMBEDDING_FIELDS)
+        return self
+
+    def to_proto(self) -> pb.EmbedRequest:
+        request = pb.EmbedRequest(engine=engine_kind(self.engine), model=self.model)
+        value = self.input
+        items: list[Any] = [value] if isinstance(value, str) or (value and isinstance(value[0], int)) else list(value)
+        for item in items:
+            if isinstance(item, str):
+                request.inputs.add(text=item)
+            else:
+                request.inputs.add(tokens=pb.TokenIds(ids=item))
+        return request

@@ -3,7 +3,9 @@ object at no cost at run time, and FastAPI shows them in /docs."""
 
 from __future__ import annotations
 
-from typing import Literal, NotRequired, TypedDict
+from typing import Literal, NotRequired
+
+from typing_extensions import TypedDict  # pydantic (so /docs) needs this one before Python 3.12
 
 
 class TokensDetails(TypedDict):
@@ -121,3 +123,23 @@ class Chunk(TypedDict):
     choices: list[CompletionChoice | ChatChunkChoice]
     usage: NotRequired[Usage]
     engine: NotRequired[str]
+
+
+class EmbeddingItem(TypedDict):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str  # float32 little-endian bytes in base64 when asked for
+
+
+class EmbeddingUsage(TypedDict):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(TypedDict):
+    """The answer of /v1/embeddings."""
+
+    object: Literal["list"]
+    data: list[EmbeddingItem]
+    model: str
+    usage: EmbeddingUsage

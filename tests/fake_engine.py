@@ -1,18 +1,19 @@
 """An in-memory engine behind the real adapter interface, for fast tests of the layers above
 it (model slots, the host, the servicer). Models are files ending in ``.fake`` under a root;
-a model "generates" the characters of its prompt back. Never a stand-in for the real-engine
-tests: those run llama-server and vLLM."""
+a model "generates" the characters of its prompt back, then stops (or reaches max_tokens).
+Never a stand-in for the real-engine tests: those run llama-server and vLLM."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from switchyard.engine.params import GenerationParams, TokenizeParams
+from switchyard.engine.params import EmbedParams, GenerationParams, TokenizeParams
 from switchyard.engine.protocol import LoadSpec, ModelInfo, Progress
 from switchyard.errors import FailedPrecondition, InvalidArgument, Unavailable
 from switchyard.v1 import common_pb2, control_pb2, inference_pb2
@@ -67,7 +68,11 @@ class FakeModel:
         except (asyncio.CancelledError, GeneratorExit):
             self.adapter.cancelled += 1
             raise
-        reason = inference_pb2.FINISH_REASON_ABORTED if self.stopped else inference_pb2.FINISH_REASON_LENGTH
+        reason = inference_pb2.FINISH_REASON_STOP  # said all it had to say
+        if self.stopped:
+            reason = inference_pb2.FINISH_REASON_ABORTED
+        elif params.max_tokens is not None and produced == params.max_tokens:
+            reason = inference_pb2.FINISH_REASON_LENGTH
         usage = inference_pb2.Usage(prompt_tokens=len(text), completion_tokens=produced)
         yield inference_pb2.GenerateResponse(finished=inference_pb2.Finished(reason=reason, usage=usage))
 
@@ -76,6 +81,17 @@ class FakeModel:
 
     async def detokenize(self, token_ids: list[int]) -> str:
         return bytes(token_ids).decode(errors="replace")
+
+    async def embed(self, params: EmbedParams) -> inference_pb2.EmbedResponse:
+        """A unit vector per input: the counts of its bytes' low two bits."""
+        response = inference_pb2.EmbedResponse()
+        for item in params.inputs:
+            data = item.encode() if isinstance(item, str) else bytes(item)
+            counts = [sum(1 for b in data if b % 4 == k) for k in range(4)]
+            norm = math.sqrt(sum(c * c for c in counts)) or 1.0
+            response.embeddings.add().values.extend(c / norm for c in counts)
+            response.usage.prompt_tokens += len(data)
+        return response
 
     async def stop(self) -> None:
         self.stopped = True

@@ -1,7 +1,10 @@
-"""The OpenAI API: completions, chat completions and the models list."""
+"""The OpenAI API: completions, chat completions, embeddings and the models list."""
 
 from __future__ import annotations
 
+import base64
+import struct
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -11,14 +14,16 @@ from gateway.catalogue import fetch_catalogue
 from gateway.connection import Router, router_of, settings_of
 from gateway.errors import ApiError
 from gateway.generation import respond
-from gateway.protocol import ChatCompletionRequest, CompletionRequest
+from gateway.protocol import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from gateway.responses import ResponseBuilder
+from gateway.schemas import EmbeddingItem, EmbeddingList
 from gateway.settings import GatewaySettings
 from switchyard.v1 import inference_pb2 as pb
 
 router = APIRouter(dependencies=[Depends(require_key)])
 Connection = Annotated[Router, Depends(router_of)]
 Settings = Annotated[GatewaySettings, Depends(settings_of)]
+EMBED_TIMEOUT_S = 600.0  # a model may be loaded first, and 2048 inputs take a while on a CPU
 
 
 @router.post("/v1/completions", summary="OpenAI completions (+ engine)")
@@ -46,6 +51,29 @@ async def chat_completions(
     requests, prompts = body.choices(body.inputs())
     builder = ResponseBuilder(chat=True, model=body.model, want_logprobs=body.logprobs)
     return await respond(connection, requests, prompts, builder, body, settings, request, "/v1/chat/completions")
+
+
+@router.post("/v1/embeddings", summary="OpenAI embeddings (+ engine), with a model loaded for embeddings")
+async def embeddings(body: EmbeddingRequest, connection: Connection) -> EmbeddingList:
+    answer = await connection.inference.Embed(body.to_proto(), timeout=EMBED_TIMEOUT_S)
+    data: list[EmbeddingItem] = [
+        {"object": "embedding", "index": i, "embedding": _encoded(e.values, body.encoding_format)}
+        for i, e in enumerate(answer.embeddings)
+    ]
+    tokens = answer.usage.prompt_tokens
+    return {
+        "object": "list",
+        "data": data,
+        "model": answer.model or body.model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+def _encoded(values: Sequence[float], encoding: str) -> list[float] | str:
+    """float: the numbers; base64: little-endian float32 bytes, as OpenAI sends them."""
+    if encoding == "base64":
+        return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+    return list(values)
 
 
 @router.get("/v1/models", summary="Models loaded, loading, in error and loadable")

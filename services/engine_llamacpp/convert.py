@@ -10,10 +10,13 @@ prompt tokens reused from the cache; ``n_probs`` gives ``completion_probabilitie
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+import numpy
 
 from switchyard.engine.params import MIN_LOGPROB, GenerationParams
 from switchyard.errors import EngineError, InvalidArgument, ResourceExhausted, Unavailable
@@ -27,20 +30,29 @@ FLASH_ATTN = {
     control_pb2.FLASH_ATTENTION_OFF: "off",
 }
 MAX_PARALLEL = 256
+POOLING = {
+    control_pb2.POOLING_UNSPECIFIED: "mean",
+    control_pb2.POOLING_MEAN: "mean",
+    control_pb2.POOLING_CLS: "cls",
+    control_pb2.POOLING_LAST: "last",
+}
 
 
 def server_args(
     model: Path,
     served_name: str,
-    opts: control_pb2.LlamacppOptions,
+    request: control_pb2.LoadModelRequest,
     default_ctx: int,
     default_parallel: int,
 ) -> list[str]:
     """llama-server flags for a load; raises InvalidArgument for bad options.
 
     Slots share one unified KV cache (``--kv-unified``), so every request may use the whole
-    context, as with vLLM's max_model_len, instead of ``ctx / parallel`` tokens each.
+    context, as with vLLM's max_model_len, instead of ``ctx / parallel`` tokens each. A model
+    loaded for embeddings pools its states (mean unless asked otherwise) and takes a whole
+    input in one batch, as llama-server needs, so its batch is the context.
     """
+    opts = request.llamacpp
     ctx = opts.ctx_size if opts.HasField("ctx_size") else default_ctx
     parallel = opts.parallel if opts.HasField("parallel") else default_parallel
     if ctx < 16:
@@ -79,7 +91,21 @@ def server_args(
         if opts.threads < 1:
             raise InvalidArgument("llamacpp.threads must be at least 1")
         args += ["-t", str(opts.threads)]
+    if request.task == control_pb2.MODEL_TASK_EMBED:
+        args += ["--embeddings", "--pooling", POOLING[request.pooling], "-b", str(ctx), "-ub", str(ctx)]
     return args
+
+
+def embeddings_from_answer(answer: dict[str, Any], count: int) -> inference_pb2.EmbedResponse:
+    """llama-server's /v1/embeddings answer (base64 float32 vectors) as the contract's."""
+    data = sorted(answer["data"], key=lambda d: d["index"])
+    if len(data) != count:
+        raise Unavailable(f"llama-server returned {len(data)} embeddings for {count} inputs")
+    response = inference_pb2.EmbedResponse(usage=inference_pb2.Usage(prompt_tokens=answer["usage"]["prompt_tokens"]))
+    for item in data:
+        values = numpy.frombuffer(base64.b64decode(item["embedding"]), dtype="<f4")
+        response.embeddings.add().values.extend(values.tolist())
+    return response
 
 
 def completion_body(params: GenerationParams, prompt: str | list[int]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from services.engine_llamacpp import convert
 from services.engine_llamacpp.process import ChildExited, LlamaServerProcess
 from services.engine_llamacpp.settings import LlamacppSettings
 from switchyard.engine.hub import is_later_part
-from switchyard.engine.params import ChatParams, GenerationParams, TokenizeParams
+from switchyard.engine.params import ChatParams, EmbedParams, GenerationParams, TokenizeParams
 from switchyard.engine.protocol import LoadSpec, ModelInfo, Progress
 from switchyard.engine.timing import RequestClock
 from switchyard.engine.tool_calls import parser_for
@@ -72,7 +72,7 @@ class LlamaCppAdapter:
         return path
 
     def launch_args(self, path: Path, name: str, request: control_pb2.LoadModelRequest) -> list[str]:
-        return convert.server_args(path, name, request.llamacpp, self.settings.ctx_size, self.settings.parallel)
+        return convert.server_args(path, name, request, self.settings.ctx_size, self.settings.parallel)
 
     async def launch(self, spec: LoadSpec, progress: Progress) -> LlamaServerModel:
         def on_log(line: str) -> None:
@@ -223,3 +223,7 @@ class LlamaServerModel:
     async def detokenize(self, token_ids: list[int]) -> str:
         text: str = (await self._post("/detokenize", {"tokens": token_ids}))["content"]
         return text
+
+    async def embed(self, params: EmbedParams) -> inference_pb2.EmbedResponse:
+        body = {"input": params.inputs, "encoding_format": "base64"}
+        return convert.embeddings_from_answer(await self._post("/v1/embeddings", body), len(params.inputs))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vllm import SamplingParams
+from vllm.config.pooler import PoolerConfig, SequencePoolingType
 from vllm.config.structured_outputs import StructuredOutputsConfig
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
@@ -51,7 +52,7 @@ def model_max_len(path: Path) -> int | None:
 def engine_args(
     path: Path,
     served_name: str,
-    opts: control_pb2.VllmOptions,
+    request: control_pb2.LoadModelRequest,
     on_cpu: bool,
     cpu_kv_cache_bytes: int,
     default_dtype: str = DEFAULT_DTYPE,
@@ -60,7 +61,10 @@ def engine_args(
 
     max_model_len defaults to 8192 as in the seed, capped at the checkpoint's own length so a
     small model loads with defaults; an explicit value is passed through for vLLM to judge.
+    A load for embeddings runs vLLM's pooling runner, converting a generative model when it
+    is one, pooled as asked (mean by default) and L2-normalised.
     """
+    opts = request.vllm
     dtype = opts.dtype if opts.HasField("dtype") else default_dtype
     if dtype not in DTYPES:
         raise InvalidArgument(f"vllm.dtype {dtype!r} is not one of {', '.join(sorted(DTYPES))}")
@@ -99,7 +103,24 @@ def engine_args(
         max_num_seqs=opts.max_num_seqs if opts.HasField("max_num_seqs") else None,
         disable_log_stats=True,  # our own stat logger reads the figures; no periodic log lines
         structured_outputs_config=STRUCTURED_OUTPUTS,
+        **(embedding_args(request.pooling) if request.task == control_pb2.MODEL_TASK_EMBED else {}),
     )
+
+
+POOLING: dict[control_pb2.Pooling.ValueType, SequencePoolingType] = {
+    control_pb2.POOLING_UNSPECIFIED: "MEAN",
+    control_pb2.POOLING_MEAN: "MEAN",
+    control_pb2.POOLING_CLS: "CLS",
+    control_pb2.POOLING_LAST: "LAST",
+}
+
+
+def embedding_args(pooling: control_pb2.Pooling.ValueType) -> dict[str, Any]:
+    return {
+        "runner": "pooling",
+        "convert": "embed",
+        "pooler_config": PoolerConfig(pooling_type=POOLING[pooling], use_activation=True),
+    }
 
 
 # llguidance rather than xgrammar: xgrammar lets control characters into length-bounded JSON

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import psutil
 import vllm
-from vllm import SamplingParams
+from vllm import PoolingParams, SamplingParams
 from vllm.exceptions import VLLMValidationError
 from vllm.platforms import current_platform
 from vllm.v1.engine.async_llm import AsyncLLM
@@ -25,7 +25,7 @@ from vllm.v1.metrics.loggers import StatLoggerBase
 
 from services.engine_vllm import convert
 from services.engine_vllm.settings import VllmSettings
-from switchyard.engine.params import ChatParams, GenerationParams, TokenizeParams
+from switchyard.engine.params import ChatParams, EmbedParams, GenerationParams, TokenizeParams
 from switchyard.engine.protocol import LoadSpec, ModelInfo, Progress
 from switchyard.engine.timing import RequestClock
 from switchyard.engine.tool_calls import parser_for
@@ -114,9 +114,7 @@ class VllmAdapter:
     def launch_args(self, path: Path, name: str, request: control_pb2.LoadModelRequest) -> Any:
         on_cpu = self.device == "cpu"
         settings = self.settings
-        return convert.engine_args(
-            path, name, request.vllm, on_cpu, settings.cpu_kv_cache_bytes, settings.default_dtype
-        )
+        return convert.engine_args(path, name, request, on_cpu, settings.cpu_kv_cache_bytes, settings.default_dtype)
 
     async def launch(self, spec: LoadSpec, progress: Progress) -> VllmModel:
         """Build the engine; its processes are the children that appeared meanwhile (loads run
@@ -141,7 +139,8 @@ class VllmAdapter:
         except BaseException:
             await asyncio.to_thread(engine.shutdown)
             raise
-        return VllmModel(engine, processes, figures, self.device, self.settings.status_poll_s)
+        embeds = spec.task == control_pb2.MODEL_TASK_EMBED
+        return VllmModel(engine, processes, figures, self.device, self.settings.status_poll_s, embeds)
 
     async def close(self) -> None:
         pass
@@ -149,9 +148,16 @@ class VllmAdapter:
 
 class VllmModel:
     def __init__(
-        self, engine: AsyncLLM, processes: list[psutil.Process], figures: SchedulerFigures, device: str, poll_s: float
+        self,
+        engine: AsyncLLM,
+        processes: list[psutil.Process],
+        figures: SchedulerFigures,
+        device: str,
+        poll_s: float,
+        embeds: bool = False,
     ) -> None:
         self.engine = engine
+        self.embeds = embeds  # loaded with the pooling runner: encode, never generate
         self.device = device
         self._processes = processes
         self._figures = figures
@@ -172,10 +178,13 @@ class VllmModel:
         progress(0.9, "warming up")
         # One short request, so the first user's request does not pay for lazy kernel setup
         # (about 20 s on CPU here).
-        sampling = SamplingParams(max_tokens=2, ignore_eos=True, temperature=0.0)
         ids = tokenizer.encode("Hello")
-        async for _ in self.engine.generate({"prompt_token_ids": ids}, sampling, "switchyard-warm-up"):
-            pass
+        if self.embeds:
+            await self._encode(ids, "switchyard-warm-up")
+        else:
+            sampling = SamplingParams(max_tokens=2, ignore_eos=True, temperature=0.0)
+            async for _ in self.engine.generate({"prompt_token_ids": ids}, sampling, "switchyard-warm-up"):
+                pass
         self._figures.latest = None
         return self._info
 
@@ -304,3 +313,40 @@ class VllmModel:
         self._check_alive()
         text: str = await self._off_loop(len(token_ids), lambda: self.engine.get_tokenizer().decode(token_ids))
         return text
+
+    async def _encode(self, ids: list[int], rid: str) -> list[float]:
+        """The pooled vector of one input (vLLM batches concurrent inputs itself)."""
+        self._in_flight.add(rid)
+        try:
+            output = None
+            async for final in self.engine.encode({"prompt_token_ids": ids}, PoolingParams(task="embed"), rid):
+                output = final  # one output: the pooled vector
+        except asyncio.CancelledError:
+            await self.engine.abort(rid)
+            raise
+        finally:
+            self._in_flight.discard(rid)
+        if output is None:
+            raise Unavailable("vLLM returned no embedding")
+        values: list[float] = output.outputs.data.tolist()
+        return values
+
+    async def embed(self, params: EmbedParams) -> inference_pb2.EmbedResponse:
+        self._check_alive()
+        assert self._info is not None
+        tokenizer = self.engine.get_tokenizer()
+        max_len = self._info.max_model_len
+
+        def encode_all() -> list[list[int]]:
+            return [tokenizer.encode(x) if isinstance(x, str) else x for x in params.inputs]
+
+        size = sum(len(x) for x in params.inputs)
+        inputs = await self._off_loop(size, encode_all)
+        for i, ids in enumerate(inputs):
+            if len(ids) > max_len:
+                raise InvalidArgument(f"inputs[{i}] has {len(ids)} tokens, over the model's {max_len}")
+        vectors = await asyncio.gather(*(self._encode(ids, f"{params.request_id}-{i}") for i, ids in enumerate(inputs)))
+        response = inference_pb2.EmbedResponse(usage=inference_pb2.Usage(prompt_tokens=sum(len(ids) for ids in inputs)))
+        for vector in vectors:
+            response.embeddings.add().values.extend(vector)
+        return response

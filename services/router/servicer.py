@@ -159,6 +159,17 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
             )
         raise AssertionError("unreachable")
 
+    async def Embed(self, request: inference_pb2.EmbedRequest, context: Context) -> inference_pb2.EmbedResponse:
+        async with grpc_errors(context, "Embed"):
+            check_enums(request)
+            return await self._unary(
+                request.engine,
+                request.model,
+                context,
+                lambda b: b.inference.Embed(request, timeout=_timeout(context)),
+            )
+        raise AssertionError("unreachable")
+
     # --- Control --------------------------------------------------------------------------
 
     def _replicas(self, engine: common_pb2.Engine.ValueType, what: str) -> list[Backend]:

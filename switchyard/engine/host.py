@@ -28,7 +28,7 @@ from switchyard.engine.hub import HF_PREFIX, ModelRef, canonical
 from switchyard.engine.loads import LoadTicket
 from switchyard.engine.model_roots import model_name, resolve_model_path
 from switchyard.engine.params import check_name
-from switchyard.engine.protocol import EngineAdapter, LoadSpec, ModelInfo, RunningModel
+from switchyard.engine.protocol import TASK_NAMES, EngineAdapter, LoadSpec, ModelInfo, RunningModel
 from switchyard.engine.pulls import Pulls
 from switchyard.engine.slot import ModelSlot, SlotPolicy
 from switchyard.engine.status import StatusBoard
@@ -174,6 +174,8 @@ class ModelHost:
         keep_alive = request.keep_alive_s if request.HasField("keep_alive_s") else self.settings.keep_alive_s
         if not math.isfinite(keep_alive) or keep_alive < 0:
             raise InvalidArgument(f"keep_alive_s must be 0 (never) or a positive number, got {keep_alive}")
+        if request.pooling != pb.POOLING_UNSPECIFIED and request.task != pb.MODEL_TASK_EMBED:
+            raise InvalidArgument("pooling is for models loaded with task embed")
         launch = self.adapter.launch_args(path, name, request)
         return LoadSpec(path=path, name=name, aliases=aliases, keep_alive_s=keep_alive, request=request, launch=launch)
 
@@ -344,11 +346,20 @@ class ModelHost:
     # --- serving --------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def request(self, name: str) -> AsyncIterator[tuple[ModelSlot, RunningModel, ModelInfo]]:
+    async def request(
+        self, name: str, task: pb.ModelTask.ValueType | None = pb.MODEL_TASK_GENERATE
+    ) -> AsyncIterator[tuple[ModelSlot, RunningModel, ModelInfo]]:
         """The model for one request (empty name: the default model), waited for while it
-        loads and loaded on demand, bounded by ``load_wait_s``; held as busy while used."""
-        slot = await self._claim(canonical(name))
+        loads and loaded on demand (for ``task``), bounded by ``load_wait_s``; held as busy
+        while used. FailedPrecondition when the model is loaded for another task (None: any
+        task will do, as for tokenizing)."""
+        slot = await self._claim(canonical(name), task or pb.MODEL_TASK_GENERATE)
         try:
+            if task is not None and slot.spec.task != task:
+                raise FailedPrecondition(
+                    f"model {slot.name!r} is loaded for {TASK_NAMES[slot.spec.task]}, not {TASK_NAMES[task]}; "
+                    f"load it with task {TASK_NAMES[task]!r} (under another name to keep both)"
+                )
             running, info = slot.running, slot.info
             if running is None or info is None:  # stopped between the claim and now
                 raise Unavailable(f"model {slot.name!r} is not running ({pb.ModelState.Name(slot.state)})")
@@ -356,26 +367,26 @@ class ModelHost:
         finally:
             slot.release()
 
-    async def _claim(self, name: str) -> ModelSlot:
+    async def _claim(self, name: str, task: pb.ModelTask.ValueType) -> ModelSlot:
         slot = self.find(name) if name else self._default()
         if slot is not None and slot.state == pb.MODEL_STATE_LOADED and slot.running is not None:
             slot.claim()  # the common case: no waiting, no timer
             return slot
         try:
             async with asyncio.timeout(self.settings.load_wait_s):
-                return await self._wait_for(name)
+                return await self._wait_for(name, task)
         except TimeoutError:
             what = repr(name) if name else f"the {self.engine} engine's model"
             raise Unavailable(f"{what} is still loading after {self.settings.load_wait_s:g}s") from None
 
-    async def _wait_for(self, name: str) -> ModelSlot:
+    async def _wait_for(self, name: str, task: pb.ModelTask.ValueType) -> ModelSlot:
         while True:
             changed = self.board.changed
             slot = self.find(name) if name else self._default()
             if slot is None or self._retry_on_demand(slot):
                 if not name:
                     raise FailedPrecondition(f"no model loaded on the {self.engine} engine")
-                slot = await self._on_demand(name)
+                slot = await self._on_demand(name, task)
             slot.claim()
             try:
                 await slot.settled()
@@ -400,7 +411,7 @@ class ModelHost:
         failed = slot.state == pb.MODEL_STATE_ERROR and not slot.restarting and not slot.running
         return failed and self.settings.autoload and time.monotonic() - slot.failed_at > RETRY_FAILED_LOAD_S
 
-    async def _on_demand(self, name: str) -> ModelSlot:
+    async def _on_demand(self, name: str, purpose: pb.ModelTask.ValueType) -> ModelSlot:
         """The slot a load on demand of ``name`` fills: from the roots, or pulled from the hub
         first (autopull); one load per name however many requests ask for it."""
         task = self._pending_load(name)
@@ -419,10 +430,12 @@ class ModelHost:
         if task is None:
             work: Coroutine[Any, Any, ModelSlot]
             if entry is not None:
-                request = pb.LoadModelRequest(engine=self.adapter.kind, model_path=entry.path, served_model_name=name)
+                request = pb.LoadModelRequest(
+                    engine=self.adapter.kind, model_path=entry.path, served_model_name=name, task=purpose
+                )
                 work = self._load(self._queue(self.prepare(request)), explicit=False)
             else:
-                request = pb.LoadModelRequest(engine=self.adapter.kind)
+                request = pb.LoadModelRequest(engine=self.adapter.kind, task=purpose)
                 work = self._pull_then_load(LoadTicket(), request, ModelRef.parse(name), explicit=False)
             task = self._autoloads[name] = asyncio.create_task(work, name=f"load {name} on demand")
             task.add_done_callback(_retrieve)

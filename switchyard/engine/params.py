@@ -1,4 +1,4 @@
-"""Validated, engine-neutral views of Generate and Tokenize requests.
+"""Validated, engine-neutral views of Generate, Tokenize and Embed requests.
 
 Both engines validate the same way so that a client cannot tell them apart by their errors:
 ``generation_from_proto`` checks ranges and shapes once and raises InvalidArgument with a
@@ -30,6 +30,7 @@ MAX_LOGPROBS = 20
 # Engines report a zero probability as -inf or -FLT_MAX; the contract uses this finite floor.
 MIN_LOGPROB = -9999.0
 MAX_STOP_STRINGS = 16
+MAX_EMBED_INPUTS = 2048
 # Ids and names end up in log lines and error messages: printable and short.
 MAX_ID_CHARS = 256
 CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
@@ -86,6 +87,12 @@ class TokenizeParams:
     chat: ChatParams | None
     add_special_tokens: bool
     return_pieces: bool
+
+
+@dataclass(frozen=True)
+class EmbedParams:
+    request_id: str
+    inputs: list[str | list[int]]  # texts (tokenized with special tokens) or token ids
 
 
 def check_name(field: str, value: str) -> str:
@@ -262,3 +269,26 @@ def tokenize_from_proto(req: pb.TokenizeRequest) -> TokenizeParams:
         add_special_tokens=add_special,
         return_pieces=req.return_pieces,
     )
+
+
+def embed_from_proto(req: pb.EmbedRequest, vocab_size: int, max_model_len: int) -> EmbedParams:
+    """Validate an EmbedRequest: 1 to MAX_EMBED_INPUTS non-empty inputs, token ids in the
+    vocabulary and within the context (a text's length is the engine's to check)."""
+    if not req.inputs:
+        raise InvalidArgument("inputs is empty")
+    if len(req.inputs) > MAX_EMBED_INPUTS:
+        raise InvalidArgument(f"at most {MAX_EMBED_INPUTS} inputs, got {len(req.inputs)}")
+    inputs: list[str | list[int]] = []
+    for i, item in enumerate(req.inputs):
+        which = item.WhichOneof("input")
+        if which == "text" and item.text:
+            inputs.append(item.text)
+        elif which == "tokens" and item.tokens.ids:
+            ids = list(item.tokens.ids)
+            _check_token_ids(f"inputs[{i}]", ids, vocab_size)
+            if len(ids) > max_model_len:
+                raise InvalidArgument(f"inputs[{i}] has {len(ids)} tokens, over the model's {max_model_len}")
+            inputs.append(ids)
+        else:
+            raise InvalidArgument(f"inputs[{i}] is empty")
+    return EmbedParams(request_id=check_name("request_id", req.request_id) or uuid.uuid4().hex, inputs=inputs)

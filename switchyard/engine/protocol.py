@@ -16,11 +16,21 @@ from typing import Any, Protocol
 
 import psutil
 
-from switchyard.engine.params import GenerationParams, TokenizeParams
+from switchyard.engine.params import EmbedParams, GenerationParams, TokenizeParams
 from switchyard.v1 import common_pb2, control_pb2, inference_pb2
 
 # Called by a launch with (progress in [0, 1], what it is doing).
 Progress = Callable[[float, str], None]
+TASK_NAMES = {control_pb2.MODEL_TASK_GENERATE: "generate", control_pb2.MODEL_TASK_EMBED: "embed"}
+
+
+def task_of(request: control_pb2.LoadModelRequest) -> control_pb2.ModelTask.ValueType:
+    """What a load is for (unset: generation)."""
+    return (
+        control_pb2.MODEL_TASK_EMBED
+        if request.task == control_pb2.MODEL_TASK_EMBED
+        else control_pb2.MODEL_TASK_GENERATE
+    )
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,10 @@ class LoadSpec:
     def names(self) -> tuple[str, ...]:
         return (self.name, *self.aliases)
 
+    @property
+    def task(self) -> control_pb2.ModelTask.ValueType:
+        return task_of(self.request)
+
 
 class RunningModel(Protocol):
     """One launched model: its engine instance and the processes holding it."""
@@ -74,6 +88,9 @@ class RunningModel(Protocol):
 
     async def detokenize(self, token_ids: list[int]) -> str:
         """Text of token ids."""
+
+    async def embed(self, params: EmbedParams) -> inference_pb2.EmbedResponse:
+        """One vector per input, and the prompt tokens (a model loaded for embeddings)."""
 
     async def stop(self) -> None:
         """End requests in flight (they finish ABORTED) and stop the engine instance."""

@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 
 from switchyard.engine import metrics
 from switchyard.engine.host import ModelHost
-from switchyard.engine.params import check_name, generation_from_proto, tokenize_from_proto
+from switchyard.engine.params import check_name, embed_from_proto, generation_from_proto, tokenize_from_proto
 from switchyard.engine.protocol import ModelInfo, RunningModel
 from switchyard.engine.slot import ModelSlot
 from switchyard.engine.tool_calls import CallShaper
@@ -68,12 +68,16 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
             raise InvalidArgument(f"this is the {self.name} engine; the request is for {asked}")
 
     def _request(
-        self, request: Message, engine: common_pb2.Engine.ValueType, model: str
+        self,
+        request: Message,
+        engine: common_pb2.Engine.ValueType,
+        model: str,
+        task: control_pb2.ModelTask.ValueType | None = control_pb2.MODEL_TASK_GENERATE,
     ) -> AbstractAsyncContextManager[tuple[ModelSlot, RunningModel, ModelInfo]]:
         """Checks, then the host's hold on the model a request names."""
         check_enums(request)
         self._check_engine(engine)
-        return self.host.request(check_name("model", model))
+        return self.host.request(check_name("model", model), task)
 
     # --- Inference ------------------------------------------------------------------------
 
@@ -132,7 +136,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
     ) -> inference_pb2.TokenizeResponse:
         async with (
             grpc_errors(context, "Tokenize"),
-            self._request(request, request.engine, request.model) as (_, running, _),
+            self._request(request, request.engine, request.model, None) as (_, running, _),
         ):
             return await running.tokenize(tokenize_from_proto(request))
         raise AssertionError("unreachable")
@@ -142,13 +146,37 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
     ) -> inference_pb2.DetokenizeResponse:
         async with (
             grpc_errors(context, "Detokenize"),
-            self._request(request, request.engine, request.model) as (_, running, info),
+            self._request(request, request.engine, request.model, None) as (_, running, info),
         ):
             ids = list(request.token_ids)
             bad = next((t for t in ids if t >= info.vocab_size), None)
             if bad is not None:
                 raise InvalidArgument(f"token id {bad} is outside the vocabulary ({info.vocab_size})")
             return inference_pb2.DetokenizeResponse(text=await running.detokenize(ids))
+        raise AssertionError("unreachable")
+
+    async def Embed(self, request: inference_pb2.EmbedRequest, context: Context) -> inference_pb2.EmbedResponse:
+        start = time.monotonic()
+        async with (
+            grpc_errors(context, "Embed"),
+            self._request(request, request.engine, request.model, control_pb2.MODEL_TASK_EMBED) as (
+                slot,
+                running,
+                info,
+            ),
+        ):
+            params = embed_from_proto(request, info.vocab_size, info.max_model_len)
+            response = await running.embed(params)
+            response.engine, response.model = self.kind, slot.name
+            metrics.PROMPT_TOKENS.labels(self.name).inc(response.usage.prompt_tokens)
+            logger.info(
+                "embed %s done: %d inputs, %d tokens, %.1f ms",
+                params.request_id,
+                len(params.inputs),
+                response.usage.prompt_tokens,
+                (time.monotonic() - start) * 1000,
+            )
+            return response
         raise AssertionError("unreachable")
 
     # --- Control --------------------------------------------------------------------------

@@ -326,6 +326,7 @@ class ModelSlot:
             in_flight=self.in_flight,
             keep_alive_s=self.spec.keep_alive_s,
             memory_bytes=self.memory_bytes,
+            task=self.spec.task,
         )
         if self.loaded_at is not None:
             status.loaded_at.CopyFrom(_timestamp(self.loaded_at))

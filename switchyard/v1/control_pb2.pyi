@@ -21,6 +21,58 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _ModelTask:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ModelTaskEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ModelTask.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MODEL_TASK_UNSPECIFIED: _ModelTask.ValueType  # 0
+    """Generation."""
+    MODEL_TASK_GENERATE: _ModelTask.ValueType  # 1
+    """Generation (completions, chat)."""
+    MODEL_TASK_EMBED: _ModelTask.ValueType  # 2
+    """Embeddings (Inference.Embed): a pooled vector per input, no generation."""
+
+class ModelTask(_ModelTask, metaclass=_ModelTaskEnumTypeWrapper):
+    """ModelTask is what a model is loaded to do."""
+
+MODEL_TASK_UNSPECIFIED: ModelTask.ValueType  # 0
+"""Generation."""
+MODEL_TASK_GENERATE: ModelTask.ValueType  # 1
+"""Generation (completions, chat)."""
+MODEL_TASK_EMBED: ModelTask.ValueType  # 2
+"""Embeddings (Inference.Embed): a pooled vector per input, no generation."""
+Global___ModelTask: _TypeAlias = ModelTask  # noqa: Y015
+
+class _Pooling:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PoolingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Pooling.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    POOLING_UNSPECIFIED: _Pooling.ValueType  # 0
+    """The model's own default (mean where it has none)."""
+    POOLING_MEAN: _Pooling.ValueType  # 1
+    """The mean over the input's tokens."""
+    POOLING_CLS: _Pooling.ValueType  # 2
+    """The first token's state."""
+    POOLING_LAST: _Pooling.ValueType  # 3
+    """The last token's state."""
+
+class Pooling(_Pooling, metaclass=_PoolingEnumTypeWrapper):
+    """Pooling is how an embedding model turns per-token states into one vector."""
+
+POOLING_UNSPECIFIED: Pooling.ValueType  # 0
+"""The model's own default (mean where it has none)."""
+POOLING_MEAN: Pooling.ValueType  # 1
+"""The mean over the input's tokens."""
+POOLING_CLS: Pooling.ValueType  # 2
+"""The first token's state."""
+POOLING_LAST: Pooling.ValueType  # 3
+"""The last token's state."""
+Global___Pooling: _TypeAlias = Pooling  # noqa: Y015
+
 class _ModelState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -286,6 +338,8 @@ class LoadModelRequest(_message.Message):
     SERVED_MODEL_NAME_FIELD_NUMBER: _builtins.int
     ALIASES_FIELD_NUMBER: _builtins.int
     KEEP_ALIVE_S_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    POOLING_FIELD_NUMBER: _builtins.int
     VLLM_FIELD_NUMBER: _builtins.int
     LLAMACPP_FIELD_NUMBER: _builtins.int
     engine: _common_pb2.Engine.ValueType
@@ -301,6 +355,10 @@ class LoadModelRequest(_message.Message):
     """Unload the model after it has served no request for this many seconds; 0 keeps it until
     it is unloaded or evicted. Unset: the engine's default (its keep_alive_s setting).
     """
+    task: Global___ModelTask.ValueType
+    """What the model is loaded for; a model loaded for embeddings serves only Embed."""
+    pooling: Global___Pooling.ValueType
+    """With task MODEL_TASK_EMBED: how token states are pooled into one vector."""
     @_builtins.property
     def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """More names the model answers to (e.g. "gpt-4o-mini"); each must be unique on the engine."""
@@ -321,12 +379,14 @@ class LoadModelRequest(_message.Message):
         served_model_name: _builtins.str = ...,
         aliases: _abc.Iterable[_builtins.str] | None = ...,
         keep_alive_s: _builtins.float | None = ...,
+        task: Global___ModelTask.ValueType = ...,
+        pooling: Global___Pooling.ValueType = ...,
         vllm: Global___VllmOptions | None = ...,
         llamacpp: Global___LlamacppOptions | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_keep_alive_s", b"_keep_alive_s", "keep_alive_s", b"keep_alive_s", "llamacpp", b"llamacpp", "options", b"options", "vllm", b"vllm"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_keep_alive_s", b"_keep_alive_s", "aliases", b"aliases", "engine", b"engine", "keep_alive_s", b"keep_alive_s", "llamacpp", b"llamacpp", "model_path", b"model_path", "options", b"options", "served_model_name", b"served_model_name", "vllm", b"vllm"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_keep_alive_s", b"_keep_alive_s", "aliases", b"aliases", "engine", b"engine", "keep_alive_s", b"keep_alive_s", "llamacpp", b"llamacpp", "model_path", b"model_path", "options", b"options", "pooling", b"pooling", "served_model_name", b"served_model_name", "task", b"task", "vllm", b"vllm"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__keep_alive_s: _TypeAlias = _typing.Literal["keep_alive_s"]  # noqa: Y015
     _WhichOneofArgType__keep_alive_s: _TypeAlias = _typing.Literal["_keep_alive_s", b"_keep_alive_s"]  # noqa: Y015
@@ -392,6 +452,7 @@ class ModelStatus(_message.Message):
     KEEP_ALIVE_S_FIELD_NUMBER: _builtins.int
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     MEMORY_BYTES_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Served model name."""
     model_path: _builtins.str
@@ -416,6 +477,8 @@ class ModelStatus(_message.Message):
     """Seconds of idleness after which the model is unloaded; 0: never."""
     memory_bytes: _builtins.int
     """Resident host memory of the model's processes, in bytes (0 when unknown)."""
+    task: Global___ModelTask.ValueType
+    """What the model is loaded for."""
     @_builtins.property
     def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """More names the model answers to."""
@@ -458,10 +521,11 @@ class ModelStatus(_message.Message):
         keep_alive_s: _builtins.float = ...,
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         memory_bytes: _builtins.int = ...,
+        task: Global___ModelTask.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "last_used_at", b"last_used_at", "load", b"load", "loaded_at", b"loaded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "device", b"device", "error", b"error", "expires_at", b"expires_at", "in_flight", b"in_flight", "keep_alive_s", b"keep_alive_s", "last_used_at", b"last_used_at", "load", b"load", "load_message", b"load_message", "load_progress", b"load_progress", "loaded_at", b"loaded_at", "max_model_len", b"max_model_len", "memory_bytes", b"memory_bytes", "model_path", b"model_path", "name", b"name", "process_alive", b"process_alive", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "device", b"device", "error", b"error", "expires_at", b"expires_at", "in_flight", b"in_flight", "keep_alive_s", b"keep_alive_s", "last_used_at", b"last_used_at", "load", b"load", "load_message", b"load_message", "load_progress", b"load_progress", "loaded_at", b"loaded_at", "max_model_len", b"max_model_len", "memory_bytes", b"memory_bytes", "model_path", b"model_path", "name", b"name", "process_alive", b"process_alive", "state", b"state", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

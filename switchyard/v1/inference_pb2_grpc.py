@@ -50,6 +50,11 @@ class InferenceStub:
                 request_serializer=switchyard_dot_v1_dot_inference__pb2.DetokenizeRequest.SerializeToString,
                 response_deserializer=switchyard_dot_v1_dot_inference__pb2.DetokenizeResponse.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/switchyard.v1.Inference/Embed',
+                request_serializer=switchyard_dot_v1_dot_inference__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=switchyard_dot_v1_dot_inference__pb2.EmbedResponse.FromString,
+                _registered_method=True)
 
 
 class InferenceServicer:
@@ -81,6 +86,15 @@ class InferenceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """Embed turns texts (or token ids) into one vector each, with a model loaded for
+        embeddings (LoadModelRequest.task). Errors as Generate's; FAILED_PRECONDITION when the
+        model is loaded for generation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +112,11 @@ def add_InferenceServicer_to_server(servicer, server):
                     servicer.Detokenize,
                     request_deserializer=switchyard_dot_v1_dot_inference__pb2.DetokenizeRequest.FromString,
                     response_serializer=switchyard_dot_v1_dot_inference__pb2.DetokenizeResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=switchyard_dot_v1_dot_inference__pb2.EmbedRequest.FromString,
+                    response_serializer=switchyard_dot_v1_dot_inference__pb2.EmbedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -182,6 +201,33 @@ class Inference:
             '/switchyard.v1.Inference/Detokenize',
             switchyard_dot_v1_dot_inference__pb2.DetokenizeRequest.SerializeToString,
             switchyard_dot_v1_dot_inference__pb2.DetokenizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchyard.v1.Inference/Embed',
+            switchyard_dot_v1_dot_inference__pb2.EmbedRequest.SerializeToString,
+            switchyard_dot_v1_dot_inference__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,11 @@ class InferenceStub:
     """Tokenize turns text (or a chat rendered through the model's template) into token ids."""
     Detokenize: _grpc.UnaryUnaryMultiCallable[_inference_pb2.DetokenizeRequest, _inference_pb2.DetokenizeResponse]
     """Detokenize turns token ids back into text."""
+    Embed: _grpc.UnaryUnaryMultiCallable[_inference_pb2.EmbedRequest, _inference_pb2.EmbedResponse]
+    """Embed turns texts (or token ids) into one vector each, with a model loaded for
+    embeddings (LoadModelRequest.task). Errors as Generate's; FAILED_PRECONDITION when the
+    model is loaded for generation.
+    """
 
 @_typing.type_check_only
 class InferenceAsyncStub(InferenceStub):
@@ -61,6 +66,11 @@ class InferenceAsyncStub(InferenceStub):
     """Tokenize turns text (or a chat rendered through the model's template) into token ids."""
     Detokenize: _aio.UnaryUnaryMultiCallable[_inference_pb2.DetokenizeRequest, _inference_pb2.DetokenizeResponse]  # type: ignore[assignment]
     """Detokenize turns token ids back into text."""
+    Embed: _aio.UnaryUnaryMultiCallable[_inference_pb2.EmbedRequest, _inference_pb2.EmbedResponse]  # type: ignore[assignment]
+    """Embed turns texts (or token ids) into one vector each, with a model loaded for
+    embeddings (LoadModelRequest.task). Errors as Generate's; FAILED_PRECONDITION when the
+    model is loaded for generation.
+    """
 
 class InferenceServicer(metaclass=_abc_1.ABCMeta):
     """Inference runs generation and tokenization on the model an engine has loaded."""
@@ -93,5 +103,16 @@ class InferenceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inference_pb2.DetokenizeResponse, _abc.Awaitable[_inference_pb2.DetokenizeResponse]]:
         """Detokenize turns token ids back into text."""
+
+    @_abc_1.abstractmethod
+    def Embed(
+        self,
+        request: _inference_pb2.EmbedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inference_pb2.EmbedResponse, _abc.Awaitable[_inference_pb2.EmbedResponse]]:
+        """Embed turns texts (or token ids) into one vector each, with a model loaded for
+        embeddings (LoadModelRequest.task). Errors as Generate's; FAILED_PRECONDITION when the
+        model is loaded for generation.
+        """
 
 def add_InferenceServicer_to_server(servicer: InferenceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

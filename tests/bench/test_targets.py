@@ -167,6 +167,9 @@ class FakeInference(inference_pb2_grpc.InferenceServicer):
     ) -> inference_pb2.DetokenizeResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in this fake")
 
+    async def Embed(self, request: inference_pb2.EmbedRequest, context: Context) -> inference_pb2.EmbedResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not in this fake")
+
 
 def deltas_then_finished(request: inference_pb2.GenerateRequest) -> list[inference_pb2.GenerateResponse]:
     n = request.stopping.max_tokens

@@ -5,7 +5,9 @@ real engines."""
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +126,28 @@ async def test_auto_tool_calls_are_parsed_out_of_the_text(fake_root: Path) -> No
         assert whole["choices"][0]["finish_reason"] == "tool_calls"
         plain = (await client.post("/v1/chat/completions", json=chat(text))).json()
         assert plain["choices"][0]["message"]["content"] == text  # no tools: text is text
+
+
+async def test_embeddings_float_and_base64_and_their_refusals(fake_root: Path) -> None:
+    async with fast_stack(fake_root, kinds=(LLAMA,)) as stack, httpx.AsyncClient(base_url=stack.url) as client:
+        body = {"model": "other", "input": ["ab", "ba", "abc"]}
+        answer = await client.post("/v1/embeddings", json=body)  # loads "other" for embeddings on demand
+        assert answer.status_code == 200, answer.text
+        whole = answer.json()
+        assert [d["index"] for d in whole["data"]] == [0, 1, 2] and whole["model"] == "other"
+        assert whole["data"][0]["embedding"] == whole["data"][1]["embedding"]  # same bytes, same vector
+        assert whole["usage"] == {"prompt_tokens": 7, "total_tokens": 7}
+        tokens = (await client.post("/v1/embeddings", json={**body, "input": [[97, 98, 99]]})).json()
+        assert tokens["data"][0]["embedding"] == whole["data"][2]["embedding"]  # "abc" is bytes 97, 98, 99
+        packed = (await client.post("/v1/embeddings", json={**body, "encoding_format": "base64"})).json()
+        decoded = struct.unpack("<4f", base64.b64decode(packed["data"][2]["embedding"]))
+        assert decoded == pytest.approx(whole["data"][2]["embedding"])
+        dimensions = await client.post("/v1/embeddings", json={**body, "dimensions": 2})
+        assert dimensions.status_code == 400 and dimensions.json()["error"]["param"] == "dimensions"
+        generate = await client.post("/v1/completions", json={"model": "other", "prompt": "x"})
+        assert generate.status_code == 409 and "loaded for embed" in generate.json()["error"]["message"]
+        assert (await client.post("/v1/completions", json={"model": "demo", "prompt": "x"})).status_code == 200
+        embed = await client.post("/v1/embeddings", json={**body, "model": "demo"})
+        assert embed.status_code == 409 and "loaded for generate" in embed.json()["error"]["message"]
+        empty = await client.post("/v1/embeddings", json={**body, "input": []})
+        assert empty.status_code == 400

@@ -221,6 +221,37 @@ GRPC_CASES: list[tuple[str, GrpcCall, grpc.StatusCode, str]] = [
         grpc.StatusCode.INVALID_ARGUMENT,
         "malformed",
     ),
+    ("malformed-embed", raw("/switchyard.v1.Inference/Embed", False), grpc.StatusCode.INVALID_ARGUMENT, "malformed"),
+    (
+        "embed-unknown-engine",
+        lambda ch: inference_pb2_grpc.InferenceStub(ch).Embed(
+            inference_pb2.EmbedRequest(engine=undefined(7), inputs=[inference_pb2.EmbedInput(text="x")]), timeout=10
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "engine 7",
+    ),
+    (
+        "embed-with-a-generation-model",
+        lambda ch: inference_pb2_grpc.InferenceStub(ch).Embed(
+            inference_pb2.EmbedRequest(
+                engine=common_pb2.ENGINE_LLAMACPP, model=DEMO, inputs=[inference_pb2.EmbedInput(text="x")]
+            ),
+            timeout=30,
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "loaded for generate",
+    ),
+    (
+        "load-unknown-task",
+        lambda ch: list(
+            control_pb2_grpc.ControlStub(ch).LoadModel(
+                control_pb2.LoadModelRequest(engine=common_pb2.ENGINE_LLAMACPP, model_path="x.gguf", task=undefined(5)),
+                timeout=30,
+            )
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "task 5",
+    ),
     ("malformed-load", raw("/switchyard.v1.Control/LoadModel", True), grpc.StatusCode.INVALID_ARGUMENT, "malformed"),
     (
         "malformed-unload",

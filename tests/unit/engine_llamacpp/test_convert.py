@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy
 import pytest
 
 from services.engine_llamacpp import convert
 from switchyard.engine.params import MIN_LOGPROB, GenerationParams
-from switchyard.errors import InvalidArgument
+from switchyard.errors import InvalidArgument, Unavailable
 from switchyard.v1 import control_pb2, inference_pb2
 
 
@@ -58,13 +60,37 @@ def test_server_args_default_and_options() -> None:
         cache_type_k="q8_0",
         threads=3,
     )
-    args = convert.server_args(Path("/m/x.gguf"), "x", opts, 8192, 8)
+    args = convert.server_args(Path("/m/x.gguf"), "x", control_pb2.LoadModelRequest(llamacpp=opts), 8192, 8)
     joined = " ".join(args)
     assert "-c 1024" in joined and "-np 2" in joined and "-ngl all" in joined
     assert "-fa off" in joined and "-ctk q8_0" in joined and "-t 3" in joined
     assert "--kv-unified" in args
-    default = " ".join(convert.server_args(Path("/m/x.gguf"), "x", control_pb2.LlamacppOptions(), 8192, 8))
+    default = " ".join(convert.server_args(Path("/m/x.gguf"), "x", control_pb2.LoadModelRequest(), 8192, 8))
     assert "-c 8192" in default and "-np 8" in default and "-fa auto" in default
+    assert "--embeddings" not in default
+
+
+def test_a_load_for_embeddings_pools_and_batches_whole_inputs() -> None:
+    embed = control_pb2.LoadModelRequest(task=control_pb2.MODEL_TASK_EMBED, pooling=control_pb2.POOLING_LAST)
+    joined = " ".join(convert.server_args(Path("/m/x.gguf"), "x", embed, 4096, 8))
+    assert "--embeddings --pooling last -b 4096 -ub 4096" in joined
+    embed.pooling = control_pb2.POOLING_UNSPECIFIED
+    assert "--pooling mean" in " ".join(convert.server_args(Path("/m/x.gguf"), "x", embed, 4096, 8))
+
+
+def test_embeddings_come_back_in_input_order() -> None:
+    def b64(*values: float) -> str:
+        return base64.b64encode(numpy.array(values, dtype="<f4").tobytes()).decode()
+
+    answer = {
+        "data": [{"index": 1, "embedding": b64(0.5, -1.0)}, {"index": 0, "embedding": b64(0.25, 2.0)}],
+        "usage": {"prompt_tokens": 7},
+    }
+    response = convert.embeddings_from_answer(answer, 2)
+    assert [list(e.values) for e in response.embeddings] == [[0.25, 2.0], [0.5, -1.0]]
+    assert response.usage.prompt_tokens == 7
+    with pytest.raises(Unavailable):
+        convert.embeddings_from_answer(answer, 3)
 
 
 @pytest.mark.parametrize(
@@ -79,7 +105,7 @@ def test_server_args_default_and_options() -> None:
 )
 def test_bad_load_options_are_invalid_argument(opts: control_pb2.LlamacppOptions) -> None:
     with pytest.raises(InvalidArgument):
-        convert.server_args(Path("/m/x.gguf"), "x", opts, 8192, 8)
+        convert.server_args(Path("/m/x.gguf"), "x", control_pb2.LoadModelRequest(llamacpp=opts), 8192, 8)
 
 
 def test_delta_carries_only_what_was_asked() -> None:
