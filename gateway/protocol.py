@@ -164,6 +164,8 @@ class CompletionRequest(GenerationFields):
             raise ApiError(400, "best_of other than n is not supported: every choice generated is returned", "best_of")
         if self.echo and self.logprobs is not None:
             raise ApiError(400, "echo with logprobs is not supported (no prompt logprobs)", "echo")
+        if isinstance(self.prompt, list) and not self.prompt:
+            raise ApiError(400, "prompt is an empty list", "prompt")
         return self
 
     def prompts(self) -> list[str | list[int]]:

@@ -26,6 +26,7 @@ def nested(depth: int) -> dict[str, object]:
 
 
 CASES = [
+    ("empty-prompt-list", "/v1/completions", '{"prompt": [], "engine": "llamacpp"}', "prompt", "empty list"),
     ("surrogate-prompt", "/v1/completions", '{"prompt": "a\\ud800b", "engine": "llamacpp"}', "prompt", "surrogate"),
     (
         "surrogate-message",
