@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bench.cpu import ROLES, CpuMeter, resolve
 from bench.measure import BenchError
 from bench.plot import write_plot
 from bench.prompts import load_prompts
@@ -58,15 +59,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per request")
     parser.add_argument("--out", type=Path, help="output folder (default: bench/results/<timestamp>/)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--cpu-of",
+        action="append",
+        default=[],
+        metavar="auto|ROLE|NAME=PATTERN|NAME=PID[+PID...]",
+        help="also report the CPU microseconds per generated token of these processes (repeatable; "
+        f"roles: {', '.join(ROLES)}; auto: every part of a running stack)",
+    )
     return parser
 
 
-async def run(specs: Sequence[TargetSpec], plan: Plan, timeout: float, progress: bool) -> Results:
+async def run(
+    specs: Sequence[TargetSpec], plan: Plan, timeout: float, progress: bool, meter: CpuMeter | None = None
+) -> Results:
     targets = [open_target(spec, timeout) for spec in specs]
     total = len(targets) * plan.requests_per_target
     with tqdm(total=total, unit="req", file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
         try:
-            runner = Runner(targets, plan, on_request=lambda: bar.update(), on_step=bar.set_description_str)
+            runner = Runner(
+                targets, plan, on_request=lambda: bar.update(), on_step=bar.set_description_str, meter=meter
+            )
             return await runner.run()
         finally:
             for target in targets:
@@ -105,11 +118,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             warmup_tokens=args.warmup_tokens,
             prompts=load_prompts(args.prompts_file),
         )
+        meter = CpuMeter([w for spec in args.cpu_of for w in resolve(spec)]) if args.cpu_of else None
     except (ValueError, OSError) as error:
         parser.error(str(error))
     out: Path = args.out or RESULTS / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     try:
-        results = asyncio.run(run(specs, plan, args.timeout, not args.no_progress))
+        results = asyncio.run(run(specs, plan, args.timeout, not args.no_progress, meter))
     except BenchError as error:
         print(f"bench: error: {error}", file=sys.stderr)
         raise SystemExit(1) from None

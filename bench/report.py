@@ -11,7 +11,7 @@ from pathlib import Path
 from bench.runner import Plan, Results
 from bench.stats import Summary, ratio_table
 
-COLUMNS = [f.name for f in dataclasses.fields(Summary)]
+COLUMNS = [f.name for f in dataclasses.fields(Summary) if f.name != "cpu_us_per_token"]
 
 
 def _cell(value: object) -> object:
@@ -19,12 +19,15 @@ def _cell(value: object) -> object:
 
 
 def write_csv(path: Path, summaries: Sequence[Summary]) -> None:
-    """One row per target and step; the columns are the fields of ``Summary``."""
+    """One row per target and step; the columns are the fields of ``Summary``, then one
+    ``cpu_us_per_token[NAME]`` column per watched process group."""
+    groups = list(dict.fromkeys(name for s in summaries for name in s.cpu_us_per_token))
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
-        writer.writerow(COLUMNS)
+        writer.writerow([*COLUMNS, *(f"cpu_us_per_token[{g}]" for g in groups)])
         for summary in summaries:
-            writer.writerow([_cell(v) for v in dataclasses.astuple(summary)])
+            cpu = [_cell(summary.cpu_us_per_token.get(g, math.nan)) for g in groups]
+            writer.writerow([_cell(getattr(summary, c)) for c in COLUMNS] + cpu)
 
 
 def fmt(value: float, digits: int = 1) -> str:
@@ -66,6 +69,20 @@ def latency_table(single: Sequence[Summary], parallel: Sequence[Summary]) -> lis
     return lines
 
 
+def cpu_table(single: Sequence[Summary], parallel: Sequence[Summary]) -> list[str]:
+    """CPU microseconds per generated token of each watched process group, by target and step."""
+    groups = list(dict.fromkeys(name for s in (*single, *parallel) for name in s.cpu_us_per_token))
+    header = ["test", "target", "max_tokens", "streams", *groups]
+    rows = [
+        [test, s.target, str(s.max_tokens), str(s.concurrency), *(fmt(s.cpu_us_per_token[g]) for g in groups)]
+        for test, summaries in (("single", single), ("parallel", parallel))
+        for s in summaries
+    ]
+    lines = _table(header, rows)
+    lines[1] = "|---|---|" + "|".join("---:" for _ in header[2:]) + "|"
+    return lines
+
+
 def markdown(results: Results, plan: Plan, specs: Sequence[str], context: Sequence[str]) -> str:
     """The report: what ran, the throughput tables with ratios, then the latency percentiles."""
     targets = results.targets
@@ -88,5 +105,16 @@ def markdown(results: Results, plan: Plan, specs: Sequence[str], context: Sequen
     if results.parallel:
         lines += ["", f"## Parallel streams ({plan.parallel_tokens} tokens each)", ""]
         lines += throughput_table(results.parallel, targets, by_length=False)
-    lines += ["", "## Latency (ms)", "", *latency_table(results.single, results.parallel), ""]
-    return "\n".join(lines)
+    lines += ["", "## Latency (ms)", "", *latency_table(results.single, results.parallel)]
+    if any(s.cpu_us_per_token for s in (*results.single, *results.parallel)):
+        lines += [
+            "",
+            "## CPU per generated token (µs)",
+            "",
+            "Each watched process's CPU time (user + system) over a run, divided by the tokens the run "
+            "generated; the median over repeats. While one target runs the others' processes idle, so a "
+            "process outside a target's path shows about 0.",
+            "",
+            *cpu_table(results.single, results.parallel),
+        ]
+    return "\n".join([*lines, ""])

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from bench.cpu import CpuMeter, spent
 from bench.measure import RequestResult, check_exact
 from bench.prompts import JAPANESE_PROMPTS
 from bench.stats import Run, Summary, summarize
@@ -82,6 +83,23 @@ async def run_once(
     return Run(tuple(await gather_all([one(i) for i in range(concurrency)])))
 
 
+async def measured_run(
+    meter: CpuMeter | None,
+    target: Target,
+    prompts: Sequence[str],
+    offset: int,
+    concurrency: int,
+    max_tokens: int,
+    on_request: Callable[[], object] = _nothing,
+) -> Run:
+    """``run_once``, with the CPU the watched processes spent meanwhile."""
+    before = meter.sample() if meter is not None else {}
+    run = await run_once(target, prompts, offset, concurrency, max_tokens, on_request)
+    if meter is None:
+        return run
+    return Run(run.results, spent(before, meter.sample()))
+
+
 class Runner:
     def __init__(
         self,
@@ -89,6 +107,7 @@ class Runner:
         plan: Plan,
         on_request: Callable[[], object] = _nothing,
         on_step: Callable[[str], object] = _nothing,
+        meter: CpuMeter | None = None,
     ) -> None:
         names = [t.name for t in targets]
         if not names or len(set(names)) != len(names):
@@ -97,6 +116,7 @@ class Runner:
         self.plan = plan
         self.on_request = on_request
         self.on_step = on_step
+        self.meter = meter
         self._turn = 0  # rotates the order of targets from one repeat to the next
 
     async def run(self) -> Results:
@@ -120,7 +140,9 @@ class Runner:
             self._turn += 1
             for target in self.targets[first:] + self.targets[:first]:
                 self.on_step(f"{label} {target.name}")
-                run = await run_once(target, self.plan.prompts, repeat, concurrency, max_tokens, self.on_request)
+                run = await measured_run(
+                    self.meter, target, self.plan.prompts, repeat, concurrency, max_tokens, self.on_request
+                )
                 runs[target.name].append(run)
         baseline = runs[self.targets[0].name]
         return [summarize(t.name, max_tokens, concurrency, runs[t.name], baseline) for t in self.targets]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,6 +36,7 @@ class Run:
     """One repetition of one step against one target: its requests, sent at the same time."""
 
     results: tuple[RequestResult, ...]
+    cpu_s: Mapping[str, float] = field(default_factory=dict)  # CPU seconds of each watched process group
 
     @property
     def completion_tokens(self) -> int:
@@ -74,6 +75,8 @@ class Summary:
     itl_p90_ms: float
     itl_p99_ms: float
     ratio_to_baseline: float  # see paired_ratio; NaN without a baseline
+    # median over repeats of each watched process group's CPU microseconds per generated token
+    cpu_us_per_token: Mapping[str, float] = field(default_factory=dict)
 
 
 def paired_ratio(runs: Sequence[Run], baseline: Sequence[Run]) -> float:
@@ -116,7 +119,14 @@ def summarize(
         itl_p90_ms=percentile(itls, 90),
         itl_p99_ms=percentile(itls, 99),
         ratio_to_baseline=math.nan if baseline is None else paired_ratio(runs, baseline),
+        cpu_us_per_token=cpu_per_token(runs),
     )
+
+
+def cpu_per_token(runs: Sequence[Run]) -> dict[str, float]:
+    """Each watched group's CPU microseconds per generated token, the median over runs."""
+    names = runs[0].cpu_s.keys() if runs else ()
+    return {name: float(np.median([run.cpu_s[name] * 1e6 / run.completion_tokens for run in runs])) for name in names}
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from bench.measure import RequestResult
 
@@ -14,15 +15,21 @@ def result(start: float, n: int, gap: float = 0.001, tokens: int | None = None) 
 
 
 class FakeTarget:
-    def __init__(self, name: str, log: list[tuple[str, str, int]], short_by: int = 0, gap: float = 0.001) -> None:
+    def __init__(
+        self, name: str, log: list[tuple[str, str, int]], short_by: int = 0, gap: float = 0.001, busy_s: float = 0.0
+    ) -> None:
         self.name = name
         self.log = log
         self.short_by = short_by
         self.gap = gap
+        self.busy_s = busy_s  # CPU it burns in this process per request
         self.closed = False
 
     async def stream(self, prompt: str, max_tokens: int) -> RequestResult:
         self.log.append((self.name, prompt, max_tokens))
+        start = time.process_time()
+        while time.process_time() - start < self.busy_s:
+            pass
         await asyncio.sleep(0)
         return result(100.0, max_tokens, self.gap, max_tokens - self.short_by)
 
