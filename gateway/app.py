@@ -3,6 +3,7 @@ part of the API; each validates, calls the router and shapes the answer."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,16 @@ from gateway.connection import Router
 from gateway.limits import RequestCounter, RequestSizeLimit
 from gateway.routes import admin, observability, openai, seed, tokens
 from gateway.settings import GatewaySettings
+from switchyard.runtime.logs import configure_logging
+
+SETTINGS_ENV = "SWITCHYARD_GATEWAY_SETTINGS_JSON"  # how a worker process gets its parent's settings
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one of several gateway workers (``python -m gateway --workers N``)."""
+    settings = GatewaySettings.model_validate_json(os.environ[SETTINGS_ENV])
+    configure_logging(settings.log_level, settings.log_format, "gateway")
+    return create_app(settings)
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:

@@ -24,6 +24,9 @@ class GatewaySettings(ServiceSettings):
     load_timeout_s: float = Field(1800.0, gt=0, description="deadline of a model load")
     unload_timeout_s: float = Field(120.0, gt=0, description="deadline of a model unload")
     pull_timeout_s: float = Field(86400.0, gt=0, description="deadline of a model pull from the hub")
+    workers: int = Field(
+        1, ge=1, le=64, description="gateway processes sharing the port (more than one core for HTTP and JSON)"
+    )
     stream_keepalive_s: float = Field(
         10.0, gt=0, description="a stream with no output yet (a model loading) sends an SSE comment this often"
     )
