@@ -11,7 +11,6 @@ an error goes in-band, then ``[DONE]`` (STYLE.md #9).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -25,20 +24,18 @@ from gateway import metrics
 from gateway.connection import Router
 from gateway.errors import ApiError, from_rpc_error, sse_error
 from gateway.protocol import GenerationFields
-from gateway.responses import Accumulated, ResponseBuilder, usage_json
+from gateway.responses import Accumulated, ResponseBuilder, sse_bytes, usage_json
 from gateway.settings import GatewaySettings
 from switchyard.engines import ENGINE_NAMES
-from switchyard.v1 import common_pb2, control_pb2, inference_pb2_grpc
+from switchyard.stream_metadata import served_model
 from switchyard.v1 import inference_pb2 as pb
+from switchyard.v1 import inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
 R = TypeVar("R")
 Call = grpc.aio.UnaryStreamCall[pb.GenerateRequest, pb.GenerateResponse]
-KEEPALIVE = ": keep-alive\n\n"  # an SSE comment: clients ignore it, proxies see traffic
-
-
-def sse(payload: Any) -> str:
-    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+KEEPALIVE = b": keep-alive\n\n"  # an SSE comment: clients ignore it, proxies see traffic
+DONE = b"data: [DONE]\n\n"
 
 
 class LatencyClock:
@@ -117,18 +114,8 @@ async def respond(
     """Run the generations of one request (one per choice): an SSE stream or a whole answer."""
     stub = connection.inference
     if body.stream:
-        if not builder.model:
-            builder.model = await served_model(connection, requests[0].engine)
         return await stream_response(stub, requests, prompts, builder, body.include_usage, settings, route)
     return await whole_response(stub, requests, prompts, builder, settings.request_timeout_s, http_request)
-
-
-async def served_model(connection: Router, engine: common_pb2.Engine.ValueType) -> str:
-    """The model name for stream chunks when the request named none: the one loaded, if only
-    one is (otherwise chunks carry the name once the Finished message tells it)."""
-    answer = await connection.control.GetStatus(control_pb2.GetStatusRequest(engine=engine), timeout=10)
-    names = {s.model for s in answer.statuses if s.state == control_pb2.MODEL_STATE_LOADED and s.model}
-    return names.pop() if len(names) == 1 else ""
 
 
 async def stream_response(
@@ -159,11 +146,13 @@ async def stream_response(
         raise
     usages = Usages(prompts)
 
-    async def events() -> AsyncIterator[str]:
+    async def events() -> AsyncIterator[bytes]:
         try:
             while not all(first.done() for first in firsts):
                 yield KEEPALIVE
                 await asyncio.wait(firsts, timeout=settings.stream_keepalive_s)
+            if not builder.model:  # the request named none: the stream's headers say which
+                builder.model = served_model(await calls[0].initial_metadata())
             if len(calls) == 1:  # the common case: no merging, nothing more per token
                 stream = _messages(calls[0], firsts[0].result())
                 async for chunk in _chunks(0, stream, builder, clock, usages):
@@ -172,13 +161,13 @@ async def stream_response(
                 async for chunk in _merged(calls, firsts, builder, clock, usages):
                     yield chunk
             if include_usage:
-                yield sse(builder.usage_chunk(usages.total()))
-            yield "data: [DONE]\n\n"
+                yield sse_bytes(builder.usage_chunk(usages.total()))
+            yield DONE
         except (grpc.aio.AioRpcError, ApiError) as exc:
             error = from_rpc_error(exc) if isinstance(exc, grpc.aio.AioRpcError) else exc
             metrics.ERRORS.labels(route, str(error.status)).inc()
             logger.warning("stream failed after it started: %s", error.message)
-            yield sse_error(error)
+            yield sse_error(error).encode()
         finally:
             for call, first in zip(calls, firsts, strict=True):
                 first.cancel()
@@ -206,19 +195,25 @@ async def _chunks(
     builder: ResponseBuilder,
     clock: LatencyClock,
     usages: Usages,
-) -> AsyncIterator[str]:
-    """The SSE events of one choice."""
+) -> AsyncIterator[bytes]:
+    """The SSE events of one choice. A delta of text alone (the common case) takes the
+    builder's template: no dict is built per token."""
     if builder.chat or builder.echo:
-        yield sse(builder.chunk(index, None, None, first=True))
+        yield sse_bytes(builder.chunk(index, None, None, first=True))
+    plain = not builder.want_logprobs
     async for message in messages:
         if message.HasField("delta"):
             clock.delta()
-            yield sse(builder.chunk(index, message.delta, None))
+            delta = message.delta
+            if plain and delta.text and not delta.tool_calls:
+                yield builder.text_event(index, delta.text)
+            else:
+                yield sse_bytes(builder.chunk(index, delta, None))
         else:
             _check_not_aborted(message.finished)
             clock.finish(message.finished)
             usages.add(index, message.finished)
-            yield sse(builder.chunk(index, None, message.finished))
+            yield sse_bytes(builder.chunk(index, None, message.finished))
 
 
 async def _merged(
@@ -227,9 +222,9 @@ async def _merged(
     builder: ResponseBuilder,
     clock: LatencyClock,
     usages: Usages,
-) -> AsyncIterator[str]:
+) -> AsyncIterator[bytes]:
     """The events of several choices, interleaved as they come."""
-    queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+    queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
 
     async def pump(index: int) -> None:
         try:

@@ -12,7 +12,8 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from gateway.errors import ApiError, from_rpc_error, sse_error
-from gateway.generation import first_message, sse, until_disconnect
+from gateway.generation import DONE, first_message, until_disconnect
+from gateway.responses import sse_bytes
 from switchyard.engines import ENGINE_NAMES
 from switchyard.v1 import control_pb2, control_pb2_grpc
 
@@ -59,16 +60,16 @@ async def pull_response(
             call.cancel()
             raise
 
-        async def events() -> AsyncIterator[str]:
+        async def events() -> AsyncIterator[bytes]:
             try:
                 message = first
                 while message is not None:
-                    yield sse(pull_json(message.progress))
+                    yield sse_bytes(pull_json(message.progress))
                     read: Any = await call.read()
                     message = None if read is grpc.aio.EOF else read
-                yield "data: [DONE]\n\n"
+                yield DONE
             except grpc.aio.AioRpcError as exc:
-                yield sse_error(from_rpc_error(exc))
+                yield sse_error(from_rpc_error(exc)).encode()
             finally:
                 call.cancel()  # a no-op when done; otherwise the client left: the pull may stop
 

@@ -11,6 +11,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import orjson
+
 from gateway.schemas import (
     ChatChoice,
     ChatChunkChoice,
@@ -58,6 +60,11 @@ class Accumulated:
                 piece.index, {"id": piece.id, "type": "function", "function": {"name": piece.name, "arguments": ""}}
             )
             call["function"]["arguments"] += piece.arguments
+
+
+def sse_bytes(payload: object) -> bytes:
+    """One server-sent event carrying ``payload`` as JSON (UTF-8, not escaped)."""
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
 def usage_json(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> Usage:
@@ -124,6 +131,27 @@ class ResponseBuilder:
         self.want_logprobs = want_logprobs
         self.echo = echo  # completions with echo: each choice's prompt text, by choice index
         self.text_offsets: dict[int, int] = {}
+        # The SSE event of a text-only chunk, split around its text: (index, model, engine) ->
+        # (before, after). A streamed token then costs one JSON string encode, not a dict.
+        self._text_events: dict[tuple[int, str, str | None], tuple[bytes, bytes]] = {}
+
+    def text_event(self, index: int, text: str) -> bytes:
+        """The SSE event of a chunk that carries only ``text`` (no logprobs, no tool calls):
+        byte for byte what ``sse(self.chunk(...))`` gives, from a template."""
+        key = (index, self.model, self.engine)
+        template = self._text_events.get(key)
+        if template is None:
+            template = self._text_events[key] = self._text_template(index)
+        return template[0] + orjson.dumps(text) + template[1]
+
+    def _text_template(self, index: int) -> tuple[bytes, bytes]:
+        marker = "\u0000switchyard-text\u0000"
+        delta = pb.Delta(text=marker)
+        offsets = dict(self.text_offsets)  # a template must not move the offsets
+        event = sse_bytes(self.chunk(index, delta, None))
+        self.text_offsets = offsets
+        before, after = event.split(orjson.dumps(marker))
+        return before, after
 
     def _learn(self, finished: pb.Finished) -> None:
         if finished.model:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from services.engine_llamacpp.engine import LlamaCppAdapter
 from services.engine_llamacpp.settings import LlamacppSettings
 from switchyard.engine.serve import run_engine_service
 from switchyard.llama_build import binary_version, ensure_llama_server
 from switchyard.runtime.logs import configure_logging
+from switchyard.runtime.loop import run
 from switchyard.runtime.settings import parse_settings
 from switchyard.v1 import common_pb2, control_pb2
 
@@ -23,7 +22,7 @@ def main() -> None:
         if settings.load_model
         else None
     )
-    asyncio.run(run_engine_service(adapter, settings, "engine_llamacpp", load))
+    run(run_engine_service(adapter, settings, "engine_llamacpp", load))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy
+import orjson
 
 from switchyard.engine.params import MIN_LOGPROB, GenerationParams
 from switchyard.errors import EngineError, InvalidArgument, ResourceExhausted, Unavailable
@@ -247,7 +248,7 @@ def _event(line: bytes) -> dict[str, Any] | None:
     payload = line[5:].strip()
     if not payload or payload == b"[DONE]":
         return None
-    event: dict[str, Any] = json.loads(payload)
+    event: dict[str, Any] = orjson.loads(payload)  # once per token: orjson parses it fastest
     return event
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from services.router.backends import Backend, BackendPool, BackendSpec
-from services.router.servicer import RouterServicer
+from services.router.servicer import RouterServicer, add_to_server
 from services.router.settings import RouterSettings
 from switchyard.engine.servicer import SERVICE_NAMES
 from switchyard.runtime.logs import configure_logging
+from switchyard.runtime.loop import run
 from switchyard.runtime.server import GrpcService
 from switchyard.runtime.settings import parse_settings
-from switchyard.v1 import control_pb2, control_pb2_grpc, inference_pb2_grpc
+from switchyard.v1 import control_pb2
 
 
 async def serve(settings: RouterSettings) -> None:
@@ -30,8 +31,7 @@ async def serve(settings: RouterSettings) -> None:
 
     pool = BackendPool(specs, settings.resolve_interval_s, settings.retry_backoff_max_s, on_change)
     servicer = RouterServicer(pool)
-    inference_pb2_grpc.add_InferenceServicer_to_server(servicer, service.server)
-    control_pb2_grpc.add_ControlServicer_to_server(servicer, service.server)
+    add_to_server(servicer, service.server)
     service.add_services(SERVICE_NAMES)
     await service.set_serving(SERVICE_NAMES[0], False)
     await pool.start()
@@ -43,7 +43,7 @@ def main() -> None:
     configure_logging(settings.log_level, settings.log_format, "router")
     if not settings.backends:
         raise SystemExit("no backends: set --backends llamacpp=HOST:PORT,vllm=HOST:PORT")
-    asyncio.run(serve(settings))
+    run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ from services.router.picker import BackendView
 from switchyard.engines import ENGINES_BY_NAME
 from switchyard.errors import InvalidArgument
 from switchyard.runtime.net import CHANNEL_OPTIONS
-from switchyard.v1 import common_pb2, control_pb2, control_pb2_grpc, inference_pb2_grpc
+from switchyard.v1 import common_pb2, control_pb2, control_pb2_grpc, inference_pb2, inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
 
@@ -46,20 +47,31 @@ class BackendSpec:
         return cls(ENGINES_BY_NAME[engine_name], host, int(port), dns)
 
 
+GENERATE_METHOD = "/switchyard.v1.Inference/Generate"
+
+
 @dataclass(eq=False)
 class Backend(BackendView):
     channel: grpc.aio.Channel | None = None
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
-    @property
+    @functools.cached_property
     def inference(self) -> inference_pb2_grpc.InferenceAsyncStub:
         assert self.channel is not None
         return inference_pb2_grpc.InferenceStub(self.channel)
 
-    @property
+    @functools.cached_property
     def control(self) -> control_pb2_grpc.ControlAsyncStub:
         assert self.channel is not None
         return control_pb2_grpc.ControlStub(self.channel)
+
+    @functools.cached_property
+    def generate_raw(self) -> grpc.aio.UnaryStreamMultiCallable[inference_pb2.GenerateRequest, bytes]:
+        """Generate with its responses left serialized: the router passes them on as they are."""
+        assert self.channel is not None
+        return self.channel.unary_stream(
+            GENERATE_METHOD, request_serializer=inference_pb2.GenerateRequest.SerializeToString
+        )
 
 
 class BackendPool:

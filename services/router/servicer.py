@@ -10,7 +10,7 @@ import asyncio
 import logging
 import random
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
@@ -22,6 +22,7 @@ from switchyard.engines import engine_name
 from switchyard.enums import check_enums
 from switchyard.errors import Context, InvalidArgument, NotFound, Unavailable, grpc_errors, trailers
 from switchyard.model_status import model_in
+from switchyard.stream_metadata import ours
 from switchyard.v1 import common_pb2, control_pb2, control_pb2_grpc, inference_pb2, inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -89,20 +90,25 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
 
     # --- Inference ------------------------------------------------------------------------
 
-    async def Generate(
+    async def Generate(  # type: ignore[override]  # its responses are passed on serialized
         self, request: inference_pb2.GenerateRequest, context: Context
-    ) -> AsyncIterator[inference_pb2.GenerateResponse]:
+    ) -> AsyncIterator[bytes]:
+        """The backend's stream, passed on as it comes: messages are not decoded and encoded
+        again (see ``add_to_server``); its initial metadata (model, engine) goes on with the
+        first message, once the router has committed to that backend."""
         async with grpc_errors(context, "Generate"):
             check_enums(request)
             tried: set[str] = set()
             while True:
                 backend = await self._pick(request.engine, request.model, tried)
                 backend.outstanding += 1
-                call = backend.inference.Generate(request, timeout=_timeout(context))
+                call = backend.generate_raw(request, timeout=_timeout(context))
                 started = False
                 try:
                     async for response in call:
-                        started = True
+                        if not started:
+                            started = True
+                            await context.send_initial_metadata(ours(await call.initial_metadata()))
                         yield response
                     return
                 except grpc.aio.AioRpcError as exc:
@@ -317,3 +323,32 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
                     response.models.extend(answer.models)
             return response
         raise AssertionError("unreachable")
+
+
+class _Handlers:
+    """Stands in for a server to catch the handlers the generated code would register."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    def add_generic_rpc_handlers(self, handlers: object) -> None:
+        pass
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
+    ) -> None:
+        self.handlers = dict(handlers)
+
+
+def add_to_server(servicer: RouterServicer, server: grpc.aio.Server) -> None:
+    """The router's services on ``server``: as generated, but for Generate, whose responses
+    go out as the bytes the backend sent (no serializer)."""
+    inference = _Handlers()
+    inference_pb2_grpc.add_InferenceServicer_to_server(servicer, inference)  # type: ignore[arg-type]
+    inference.handlers["Generate"] = grpc.unary_stream_rpc_method_handler(
+        servicer.Generate, request_deserializer=inference_pb2.GenerateRequest.FromString
+    )
+    name = inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, inference.handlers),))
+    server.add_registered_method_handlers(name, inference.handlers)
+    control_pb2_grpc.add_ControlServicer_to_server(servicer, server)

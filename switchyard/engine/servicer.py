@@ -25,6 +25,7 @@ from switchyard.engine.tool_calls import CallShaper
 from switchyard.engines import ENGINE_NAMES, engine_name
 from switchyard.enums import check_enums
 from switchyard.errors import Context, EngineError, InvalidArgument, grpc_errors
+from switchyard.stream_metadata import stream_metadata
 from switchyard.v1 import (
     common_pb2,
     control_pb2,
@@ -94,6 +95,9 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
             ):
                 params = generation_from_proto(request, info.vocab_size, info.max_model_len)
                 logger.info("generate %s start (%s)", params.request_id, slot.name)
+                # The stream says at once which model and engine serve it (headers, before any
+                # token): a caller needs no status call to label its answer.
+                await context.send_initial_metadata(stream_metadata(slot.name, self.name))
                 first = True
                 stream = running.generate(params)
                 plan = params.tool_plan

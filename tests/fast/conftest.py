@@ -19,7 +19,7 @@ from gateway.app import create_app
 from gateway.connection import Router
 from gateway.settings import GatewaySettings
 from services.router.backends import Backend, BackendPool, BackendSpec
-from services.router.servicer import RouterServicer
+from services.router.servicer import RouterServicer, add_to_server
 from switchyard.engine.host import ModelHost
 from switchyard.engine.servicer import EngineServicer
 from switchyard.runtime.net import free_port
@@ -34,6 +34,9 @@ LLAMA, VLLM = common_pb2.ENGINE_LLAMACPP, common_pb2.ENGINE_VLLM
 async def grpc_server(*servicers: object) -> tuple[grpc.aio.Server, str]:
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[MalformedRequests()])
     for servicer in servicers:
+        if isinstance(servicer, RouterServicer):
+            add_to_server(servicer, server)  # as the router registers itself: Generate passed on raw
+            continue
         inference_pb2_grpc.add_InferenceServicer_to_server(servicer, server)  # type: ignore[arg-type]
         control_pb2_grpc.add_ControlServicer_to_server(servicer, server)  # type: ignore[arg-type]
     port = server.add_insecure_port("127.0.0.1:0")

@@ -78,3 +78,17 @@ async def test_the_router_retries_a_backend_that_fails_before_its_first_token(fa
         stack.engines[0].adapter.fail_before_first = True
         answers = [await client.post("/v1/completions", json=body, timeout=30) for _ in range(6)]
         assert all(a.status_code == 200 and a.json()["choices"][0]["text"] == "abc" for a in answers)
+
+
+async def test_a_stream_that_names_no_model_is_labelled_from_its_headers(fake_root: Path) -> None:
+    """The engine's initial metadata (passed on by the router with the raw stream) names the
+    model from the first chunk on, without a status call."""
+    async with (
+        fast_stack(fake_root, kinds=(LLAMA,)) as stack,
+        httpx.AsyncClient(base_url=stack.url, timeout=30) as client,
+    ):
+        await client.post("/v1/completions", json={"model": "demo", "prompt": "x", "max_tokens": 1})  # loads it
+        body = {"engine": "llamacpp", "prompt": "hello", "max_tokens": 5, "stream": True}
+        chunks = [json.loads(d) for d in sse_data((await client.post("/v1/completions", json=body)).text)[:-1]]
+        assert [c["model"] for c in chunks] == ["demo"] * len(chunks)
+        assert "".join(c["choices"][0]["text"] for c in chunks) == "hello"
