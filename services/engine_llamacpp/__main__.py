@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from services.engine_llamacpp.engine import LlamaCppAdapter
 from services.engine_llamacpp.settings import LlamacppSettings
 from switchyard.engine.serve import run_engine_service
 from switchyard.llama_build import binary_version, ensure_llama_server
 from switchyard.runtime.logs import configure_logging
-from switchyard.runtime.loop import run
 from switchyard.runtime.settings import parse_settings
 from switchyard.v1 import common_pb2, control_pb2
 
@@ -22,7 +23,7 @@ def main() -> None:
         if settings.load_model
         else None
     )
-    run(run_engine_service(adapter, settings, "engine_llamacpp", load))
+    asyncio.run(run_engine_service(adapter, settings, "engine_llamacpp", load))  # not uvloop: see runtime/loop.py
 
 
 if __name__ == "__main__":

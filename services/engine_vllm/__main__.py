@@ -7,13 +7,13 @@ memory (the workers follow their engine core by themselves).
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from services.engine_vllm.settings import VllmSettings
 from switchyard.engine.pulls import USER_HUB_OFFLINE
 from switchyard.engine.serve import run_engine_service
 from switchyard.runtime.logs import configure_logging
-from switchyard.runtime.loop import run
 from switchyard.runtime.reaper import Reaper
 from switchyard.runtime.settings import parse_settings
 from switchyard.v1 import common_pb2, control_pb2
@@ -32,7 +32,7 @@ def main() -> None:
     load = None
     if settings.load_model:
         load = control_pb2.LoadModelRequest(engine=common_pb2.ENGINE_VLLM, model_path=settings.load_model)
-    run(run_engine_service(VllmAdapter(settings, reaper), settings, "engine_vllm", load))
+    asyncio.run(run_engine_service(VllmAdapter(settings, reaper), settings, "engine_vllm", load))  # not uvloop
 
 
 if __name__ == "__main__":

@@ -1,5 +1,12 @@
-"""The event loop every service runs on: uvloop where it is installed (it is a dependency),
-as vLLM's and uvicorn's servers do; its loop costs less CPU per socket event than asyncio's."""
+"""The router's event loop: uvloop, as vLLM's and uvicorn's servers use; it costs less CPU per
+socket event than asyncio's.
+
+Only for services that start no child processes. uvloop forks to spawn, and gRPC's fork
+handlers then run in the child: under traffic the child aborts in gRPC's poller ("Check failed:
+next_worker->state == KICKED") before it can exec, so a llama-server or pull worker never
+starts. asyncio spawns with vfork/posix_spawn, which runs no handlers, so the engine services
+(which start llama-server, pull workers and vLLM's processes) stay on asyncio.
+"""
 
 from __future__ import annotations
 
