@@ -19,6 +19,7 @@ from typing import Any
 import numpy
 import orjson
 
+from switchyard.engine.coalesce import merge_deltas
 from switchyard.engine.params import MIN_LOGPROB, GenerationParams
 from switchyard.errors import EngineError, InvalidArgument, ResourceExhausted, Unavailable
 from switchyard.v1 import control_pb2, inference_pb2
@@ -269,16 +270,6 @@ async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[dict[s
         yield [last]
 
 
-def merge_deltas(deltas: list[inference_pb2.Delta]) -> inference_pb2.Delta | None:
-    if len(deltas) <= 1:
-        return deltas[0] if deltas else None
-    merged = inference_pb2.Delta(text="".join(d.text for d in deltas))
-    for delta in deltas:
-        merged.token_ids.extend(delta.token_ids)
-        merged.logprobs.extend(delta.logprobs)
-    return merged
-
-
 def error_from_response(status_code: int, body: bytes) -> EngineError:
     """Map a llama-server error answer to the contract's status codes."""
     try:
@@ -322,4 +313,4 @@ class CompletionStream:
             if hit is not None:  # llama-server has no stop-token-id field: we end the stream
                 self.finished = finished_at_stop_token(event, hit)
                 break
-        return merge_deltas(deltas)
+        return merge_deltas(deltas) if deltas else None

@@ -17,6 +17,7 @@ import grpc
 from google.protobuf.message import Message
 
 from switchyard.engine import metrics
+from switchyard.engine.coalesce import coalesced
 from switchyard.engine.host import ModelHost
 from switchyard.engine.params import check_name, embed_from_proto, generation_from_proto, tokenize_from_proto
 from switchyard.engine.protocol import ModelInfo, RunningModel
@@ -103,7 +104,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
                 plan = params.tool_plan
                 if plan is not None and plan.parses_calls:  # only then: no cost per token otherwise
                     stream = shaped(stream, CallShaper(plan, info.tool_parser))
-                async for response in stream:
+                async for response in coalesced(stream):
                     if first and response.HasField("delta"):
                         metrics.TIME_TO_FIRST_TOKEN.labels(self.name).observe(time.monotonic() - start)
                         first = False

@@ -1,0 +1,81 @@
+"""Merge the deltas that pile up while a stream's previous message is being sent.
+
+Every message costs each hop (engine service, router, gateway) the same CPU whatever it
+carries, so under load, when an engine makes tokens faster than the hops pass them on,
+sending what has accumulated as one message makes the cost per token fall as load rises.
+A stream that keeps up is untouched: one message per delta, nothing held back to wait for
+company (no timer, so no added latency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+
+from switchyard.v1 import inference_pb2
+
+
+def merge_deltas(deltas: Sequence[inference_pb2.Delta]) -> inference_pb2.Delta:
+    """One delta saying what several consecutive ones said (text, token ids, logprobs)."""
+    if len(deltas) == 1:
+        return deltas[0]
+    merged = inference_pb2.Delta(text="".join(d.text for d in deltas))
+    for delta in deltas:
+        merged.token_ids.extend(delta.token_ids)
+        merged.logprobs.extend(delta.logprobs)
+    return merged
+
+
+def _mergeable(response: inference_pb2.GenerateResponse) -> bool:
+    # Tool call pieces keep their own messages: a client assembles them piece by piece.
+    return response.HasField("delta") and not response.delta.tool_calls
+
+
+def _take(waiting: deque[inference_pb2.GenerateResponse]) -> inference_pb2.GenerateResponse:
+    """The next message to send: the first waiting one, with the plain deltas after it merged in."""
+    first = waiting.popleft()
+    if not _mergeable(first) or not waiting or not _mergeable(waiting[0]):
+        return first
+    deltas = [first.delta]
+    while waiting and _mergeable(waiting[0]):
+        deltas.append(waiting.popleft().delta)
+    return inference_pb2.GenerateResponse(delta=merge_deltas(deltas))
+
+
+async def coalesced(
+    stream: AsyncIterator[inference_pb2.GenerateResponse],
+) -> AsyncIterator[inference_pb2.GenerateResponse]:
+    """``stream``'s messages, read ahead by a task of their own while the caller sends, the
+    deltas that arrived meanwhile merged into one. Closing this generator cancels the read
+    ahead, which aborts the engine's request as closing ``stream`` would."""
+    waiting: deque[inference_pb2.GenerateResponse] = deque()
+    ready = asyncio.Event()
+    ended = False
+
+    async def read_ahead() -> None:
+        nonlocal ended
+        try:
+            async for response in stream:
+                waiting.append(response)
+                ready.set()
+        finally:
+            ended = True
+            ready.set()
+
+    reader = asyncio.create_task(read_ahead())
+    try:
+        while True:
+            await ready.wait()
+            if not waiting:
+                if ended:
+                    break
+                ready.clear()
+                continue
+            yield _take(waiting)
+        await reader  # the reader's exception, if it ended in one
+    finally:
+        reader.cancel()  # closed early (the caller went away): stop reading, abort the request
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader  # also collects an exception nobody asked for
