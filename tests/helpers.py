@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -36,6 +37,17 @@ def wait_until(check: Callable[[], T | None], timeout: float, what: str, interva
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+async def until(condition: Callable[[], object], what: str = "a condition", timeout: float = 10.0) -> None:
+    """``wait_until`` inside an event loop: for a state other tasks or processes reach that
+    offers no event to await; fails after ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():  # noqa: ASYNC110 (plain state, no event to wait on)
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
 
 
 class StatusFollower:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from switchyard.v1 import inference_pb2
 
@@ -46,7 +46,7 @@ def _take(waiting: deque[inference_pb2.GenerateResponse]) -> inference_pb2.Gener
 
 async def coalesced(
     stream: AsyncIterator[inference_pb2.GenerateResponse],
-) -> AsyncIterator[inference_pb2.GenerateResponse]:
+) -> AsyncGenerator[inference_pb2.GenerateResponse, None]:
     """``stream``'s messages, read ahead by a task of their own while the caller sends, the
     deltas that arrived meanwhile merged into one. Closing this generator cancels the read
     ahead, which aborts the engine's request as closing ``stream`` would."""

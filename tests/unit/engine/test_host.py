@@ -5,7 +5,7 @@ tests/models/."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from switchyard.runtime.settings import EngineSettings
 from switchyard.v1 import common_pb2
 from switchyard.v1 import control_pb2 as pb
 from tests.fake_engine import FakeAdapter
+from tests.helpers import until
 
 LOADED, LOADING, ERROR, IDLE = pb.MODEL_STATE_LOADED, pb.MODEL_STATE_LOADING, pb.MODEL_STATE_ERROR, pb.MODEL_STATE_IDLE
 
@@ -68,13 +69,6 @@ async def generate(host: ModelHost, model: str, prompt: str = "hello") -> str:
     async with host.request(model) as (_, running, _):
         params = GenerationParams(request_id="r", prompt=prompt)
         return "".join([r.delta.text async for r in running.generate(params)])
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait for ``condition`` with a deadline (a state other tasks reach)."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 (a condition of plain attributes, no event to wait on)
-            await asyncio.sleep(0.01)
 
 
 def states(host: ModelHost) -> dict[str, int]:
