@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import shutil
 import sys
@@ -74,7 +75,8 @@ def build_parts(args: argparse.Namespace, engines: list[str]) -> list[Part]:
         argv += ["--max-models", str(args.max_models)] + (["--no-autoload"] if args.no_autoload else [])
         if engine == "vllm":
             argv += ["--default-dtype", vllm_dtype(args)]
-        parts.append(Part(f"engine_{engine}", argv + common, grpc_ready(address)))
+        reload = None if args.no_load else functools.partial(load_models, address, args, [engine])
+        parts.append(Part(f"engine_{engine}", argv + common, grpc_ready(address), after_restart=reload))
         backends.append(f"{engine}={address}")
     router = f"127.0.0.1:{args.router_port}"
     argv = [python, "-m", "services.router", "--port", str(args.router_port), "--backends", ",".join(backends)]
@@ -85,10 +87,11 @@ def build_parts(args: argparse.Namespace, engines: list[str]) -> list[Part]:
     return parts
 
 
-async def load_models(router: str, args: argparse.Namespace, engines: list[str]) -> None:
-    """Load the demo model on each engine through the router (not the gateway, whose API keys
-    are for clients)."""
-    async with grpc.aio.insecure_channel(router) as channel:
+async def load_models(address: str, args: argparse.Namespace, engines: list[str]) -> None:
+    """Load the demo model on each engine through the router at ``address`` (not the gateway,
+    whose API keys are for clients), or on one engine service at its own address once the
+    supervisor restarted it."""
+    async with grpc.aio.insecure_channel(address) as channel:
         control = control_pb2_grpc.ControlStub(channel)
         for engine in engines:
             request = control_pb2.LoadModelRequest(

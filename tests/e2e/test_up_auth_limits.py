@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,12 +19,16 @@ from tests.e2e.conftest import SERVED, Stack
 from tests.helpers import ROOT, ServiceProcess, wait_until
 
 
-def test_switchyard_up_with_api_keys_serves_and_stops_everything_on_ctrl_c(model_root: Path, tmp_path: Path) -> None:
-    """With keys set, up still loads its demo model (through the router) and the gateway
-    asks clients for a key."""
+def test_switchyard_up_with_api_keys_serves_heals_and_stops_everything_on_ctrl_c(
+    model_root: Path, tmp_path: Path
+) -> None:
+    """With keys set, up still loads its demo model (through the router) and the gateway asks
+    clients for a key; an engine service killed with -9 is restarted and serves again (its
+    model loaded on demand); Ctrl-C leaves nothing behind."""
     port = free_port()
     ports = [str(free_port()) for _ in range(2)]
-    log = (tmp_path / "up.log").open("wb")
+    log_path = tmp_path / "up.log"
+    log = log_path.open("wb")
     env = {**os.environ, "SWITCHYARD_API_KEYS": "user-key", "SWITCHYARD_ADMIN_KEYS": "admin-key"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "switchyard", "up", "--engines", "llamacpp", "--port", str(port),
@@ -44,7 +49,17 @@ def test_switchyard_up_with_api_keys_serves_and_stops_everything_on_ctrl_c(model
 
         wait_until(answered, 300, "switchyard up to answer a completion")
         assert httpx.post(url, json=body, timeout=30).status_code == 401
-        parts = psutil.Process(proc.pid).children(recursive=True)
+
+        supervisor = psutil.Process(proc.pid)
+        engine = next(p for p in supervisor.children(recursive=True) if "services.engine_llamacpp" in p.cmdline())
+        killed = time.monotonic()
+        engine.kill()
+        wait_until(lambda: not engine.is_running(), 30, "the engine service to die")
+        wait_until(answered, 120, "the restarted engine service to answer")
+        print(f"switchyard up: engine_llamacpp served again {time.monotonic() - killed:.1f}s after kill -9")
+        assert b"engine_llamacpp restarted" in log_path.read_bytes()
+
+        parts = supervisor.children(recursive=True)
         assert len(parts) >= 4  # engine, llama-server, router, gateway
         proc.send_signal(signal.SIGINT)
         assert proc.wait(120) == 0

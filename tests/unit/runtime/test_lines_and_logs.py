@@ -45,7 +45,7 @@ async def test_supervisor_relays_a_megabyte_line_and_the_part_is_not_blocked(
         ready_calls += 1
         return True
 
-    supervisor = Supervisor([Part("chatty", [sys.executable, "-c", script], ready)])
+    supervisor = Supervisor([Part("chatty", [sys.executable, "-c", script], ready)], restart_backoff_s=())
     try:
         await supervisor.start_all()
         async with asyncio.timeout(60):
