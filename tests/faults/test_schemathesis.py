@@ -33,6 +33,10 @@ def steer(body: Any) -> None:
         if isinstance(body.get(field), int) and body[field] > MAX_TOKENS:
             body[field] = MAX_TOKENS
     if "prompt" in body or "messages" in body:
+        if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+            # Without a bound the random model writes to the end of its 8k context: seconds on a
+            # quiet machine, past the test's timeout on a busy one, and nothing more to learn.
+            body["max_tokens"] = MAX_TOKENS
         body.setdefault("model", DEMO)
         if body.get("engine") is None:
             body["engine"] = ENGINES[zlib.crc32(repr(body).encode()) % len(ENGINES)]
