@@ -87,26 +87,17 @@ class CpuMeter:
         if len(set(names)) != len(names):
             raise ValueError(f"--cpu-of names must differ, got {names}")
         self.watched = list(watched)
-
-    @property
-    def names(self) -> list[str]:
-        return [w.name for w in self.watched]
+        self._last: dict[int, float] = {}  # each process's last reading, kept once it has exited
 
     def sample(self) -> dict[str, float]:
         """CPU seconds so far of each group (a process that exited counts as its last reading)."""
-        return {w.name: sum(_cpu_seconds(p) for p in w.processes) for w in self.watched}
+        return {w.name: sum(self._cpu_seconds(p) for p in w.processes) for w in self.watched}
 
-
-_last: dict[int, float] = {}
-
-
-def _cpu_seconds(process: psutil.Process) -> float:
-    try:
-        times = process.cpu_times()
-        _last[process.pid] = times.user + times.system
-    except psutil.Error:
-        pass
-    return _last.get(process.pid, 0.0)
+    def _cpu_seconds(self, process: psutil.Process) -> float:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            self._last[process.pid] = times.user + times.system
+        return self._last.get(process.pid, 0.0)
 
 
 def spent(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:

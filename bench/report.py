@@ -18,10 +18,15 @@ def _cell(value: object) -> object:
     return round(value, 4) if isinstance(value, float) else value
 
 
+def cpu_groups(summaries: Sequence[Summary]) -> list[str]:
+    """The watched process groups of ``summaries``, in the order they were named."""
+    return list(dict.fromkeys(name for s in summaries for name in s.cpu_us_per_token))
+
+
 def write_csv(path: Path, summaries: Sequence[Summary]) -> None:
     """One row per target and step; the columns are the fields of ``Summary``, then one
     ``cpu_us_per_token[NAME]`` column per watched process group."""
-    groups = list(dict.fromkeys(name for s in summaries for name in s.cpu_us_per_token))
+    groups = cpu_groups(summaries)
     with path.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
         writer.writerow([*COLUMNS, *(f"cpu_us_per_token[{g}]" for g in groups)])
@@ -71,7 +76,7 @@ def latency_table(single: Sequence[Summary], parallel: Sequence[Summary]) -> lis
 
 def cpu_table(single: Sequence[Summary], parallel: Sequence[Summary]) -> list[str]:
     """CPU microseconds per generated token of each watched process group, by target and step."""
-    groups = list(dict.fromkeys(name for s in (*single, *parallel) for name in s.cpu_us_per_token))
+    groups = cpu_groups([*single, *parallel])
     header = ["test", "target", "max_tokens", "streams", *groups]
     rows = [
         [test, s.target, str(s.max_tokens), str(s.concurrency), *(fmt(s.cpu_us_per_token[g]) for g in groups)]

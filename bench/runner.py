@@ -71,8 +71,10 @@ async def run_once(
     concurrency: int,
     max_tokens: int,
     on_request: Callable[[], object] = _nothing,
+    meter: CpuMeter | None = None,
 ) -> Run:
-    """``concurrency`` requests of exactly ``max_tokens`` at once, stream ``i`` with prompt ``offset + i``."""
+    """``concurrency`` requests of exactly ``max_tokens`` at once, stream ``i`` with prompt
+    ``offset + i``; with a ``meter``, also the CPU the watched processes spent meanwhile."""
 
     async def one(i: int) -> RequestResult:
         result = await target.stream(prompts[(offset + i) % len(prompts)], max_tokens)
@@ -80,24 +82,9 @@ async def run_once(
         on_request()
         return result
 
-    return Run(tuple(await gather_all([one(i) for i in range(concurrency)])))
-
-
-async def measured_run(
-    meter: CpuMeter | None,
-    target: Target,
-    prompts: Sequence[str],
-    offset: int,
-    concurrency: int,
-    max_tokens: int,
-    on_request: Callable[[], object] = _nothing,
-) -> Run:
-    """``run_once``, with the CPU the watched processes spent meanwhile."""
     before = meter.sample() if meter is not None else {}
-    run = await run_once(target, prompts, offset, concurrency, max_tokens, on_request)
-    if meter is None:
-        return run
-    return Run(run.results, spent(before, meter.sample()))
+    results = tuple(await gather_all([one(i) for i in range(concurrency)]))
+    return Run(results, spent(before, meter.sample()) if meter is not None else {})
 
 
 class Runner:
@@ -140,8 +127,8 @@ class Runner:
             self._turn += 1
             for target in self.targets[first:] + self.targets[:first]:
                 self.on_step(f"{label} {target.name}")
-                run = await measured_run(
-                    self.meter, target, self.plan.prompts, repeat, concurrency, max_tokens, self.on_request
+                run = await run_once(
+                    target, self.plan.prompts, repeat, concurrency, max_tokens, self.on_request, self.meter
                 )
                 runs[target.name].append(run)
         baseline = runs[self.targets[0].name]
