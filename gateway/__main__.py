@@ -40,13 +40,14 @@ def main() -> None:
         serve(settings, create_app(settings))
         return
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
-    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="switchyard-gateway-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    ours = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # an operator's own directory is left alone
+    if ours:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="switchyard-gateway-")
     try:
         serve(settings, "gateway.app:app_from_environment", factory=True, workers=settings.workers)
     finally:
-        if metrics_dir.startswith(tempfile.gettempdir()):
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+        if ours:
+            shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 if __name__ == "__main__":
