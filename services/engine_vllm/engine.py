@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -74,7 +76,10 @@ def _input_chars(params: GenerationParams) -> int:
     return len(params.prompt or "") + len(params.prompt_token_ids or ()) + _chat_chars(params.chat)
 
 
-HELPERS = ("switchyard.engine.pull_worker", "switchyard.runtime.reaper")  # ours, not vLLM's
+# Not a model's: our own helpers, and Python's multiprocessing resource tracker, which the first
+# load starts and which lives as long as this service (waiting for it to exit cost every
+# unload its 30 s stop timeout, then killing it made Python relaunch it).
+HELPERS = ("switchyard.engine.pull_worker", "switchyard.runtime.reaper", "multiprocessing.resource_tracker")
 
 
 def _children() -> dict[int, psutil.Process]:
@@ -85,6 +90,19 @@ def _children() -> dict[int, psutil.Process]:
             if not any(helper in " ".join(process.cmdline()) for helper in HELPERS):
                 children[process.pid] = process
     return children
+
+
+def _join_spawned(pids: set[int], timeout_s: float) -> None:
+    """Join, through multiprocessing, the engine processes this service spawned. vLLM's
+    shutdown SIGKILLs an engine core that outlives its grace period without joining it; once
+    anyone else reaps it (our stop waits on it with psutil), multiprocessing thinks it alive
+    for good and keeps its two pipes open: two file descriptors leaked per such unload."""
+    deadline = time.monotonic() + timeout_s
+    for child in multiprocessing.active_children():
+        if child.pid in pids:
+            child.join(max(0.0, deadline - time.monotonic()))
+            if child.exitcode is not None:
+                child.close()
 
 
 def _kill(processes: list[psutil.Process]) -> None:
@@ -211,6 +229,7 @@ class VllmModel:
         if self._in_flight:
             await self.engine.abort(list(self._in_flight))
         await asyncio.to_thread(self.engine.shutdown)
+        await asyncio.to_thread(_join_spawned, {p.pid for p in self._processes}, 10.0)
 
     # --- inference ------------------------------------------------------------------------
 

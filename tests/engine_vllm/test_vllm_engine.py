@@ -109,7 +109,10 @@ def footprint(service: ServiceProcess) -> tuple[float, int, int]:
     return proc.memory_info().rss / 2**20, proc.num_threads(), proc.num_fds()
 
 
+@pytest.mark.timeout(600)  # six vLLM loads, 20-40 s each on a busy CPU
 def test_switching_models_repeatedly_leaks_nothing(service: ServiceProcess) -> None:
+    """Also guards two leaks once seen: each unload waited 30 s for Python's resource tracker,
+    and each unload that vLLM ended with SIGKILL kept two pipes open."""
     list(service.control.LoadModel(load_request(VLLM, served_model_name="switch-0"), timeout=300))
     finish(service, greedy(8))
     rss0, threads0, fds0 = footprint(service)
@@ -124,6 +127,7 @@ def test_switching_models_repeatedly_leaks_nothing(service: ServiceProcess) -> N
     assert fds5 <= fds0 + 2
     assert rss5 - rss0 < 0.25 * rss0, (rss0, rss5)
     assert len(VLLM.engine_children(service)) >= 1
+    assert "outlived the stop" not in service.log_path.read_text(errors="replace")
 
 
 def test_a_huge_prompt_does_not_stall_other_calls(service: ServiceProcess) -> None:
