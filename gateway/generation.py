@@ -26,6 +26,7 @@ from gateway.errors import ApiError, from_rpc_error, sse_error
 from gateway.protocol import GenerationFields
 from gateway.responses import Accumulated, ResponseBuilder, sse_bytes, usage_json
 from gateway.settings import GatewaySettings
+from switchyard import request_id
 from switchyard.engines import ENGINE_NAMES
 from switchyard.stream_metadata import served_model
 from switchyard.v1 import inference_pb2 as pb
@@ -112,6 +113,9 @@ async def respond(
     route: str,
 ) -> StreamingResponse | JSONResponse:
     """Run the generations of one request (one per choice): an SSE stream or a whole answer."""
+    rid = request_id.current.get() or request_id.new_request_id()
+    for index, request in enumerate(requests):  # choices get their index appended
+        request.request_id = rid if len(requests) == 1 else f"{rid}-{index}"
     stub = connection.inference
     if body.stream:
         return await stream_response(stub, requests, prompts, builder, body.include_usage, settings, route)

@@ -1,19 +1,66 @@
 """The gateway's middleware, as pure ASGI: Starlette's BaseHTTPMiddleware (and so
 ``@app.middleware("http")``) would hide client disconnects from streaming responses.
 
-RequestSizeLimit: a declared or actual (chunked) body over the limit gets a 413 in the OpenAI
-error format before the route runs. RequestCounter: requests and errors by route and status.
+RequestIdHeader: the request's id (``X-Request-ID``, the client's or a new one) bound to the
+request and returned. RequestSizeLimit: a declared or actual (chunked) body over the limit gets
+a 413 in the OpenAI error format before the route runs. RequestRecorder: requests and errors by
+route and status, and one log line per API request.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import metrics
 from gateway.errors import error_body
+from switchyard import request_id
+
+logger = logging.getLogger(__name__)
+QUIET_PATHS = frozenset({"/health", "/metrics"})  # probes and scrapes: not worth a line each
+
+
+class RequestIdHeader:
+    """Binds the request's id for everything that serves it (log lines, the response id, the
+    gRPC request id) and returns it in ``X-Request-ID``. A malformed id gets a 400 (under a
+    new id), never a header or a log line the client shaped."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope.get("headers", []) if k == request_id.HEADER.encode()), None)
+        rid = request_id.new_request_id()
+        valid = given is None or request_id.is_valid(given.decode("latin-1"))
+        if given is not None and valid:
+            rid = given.decode("latin-1")
+        request_id.bind(rid)
+        header = (request_id.HEADER.encode(), rid.encode())
+
+        async def tagged_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        if valid:
+            await self.app(scope, receive, tagged_send)
+            return
+        await send_error(tagged_send, 400, f"{request_id.HEADER} must be {request_id.RULE}")
+
+
+async def send_error(send: Send, status: int, message: str) -> None:
+    """An error answer in the OpenAI format, sent from middleware (before any route)."""
+    body = json.dumps(error_body(status, message)).encode()
+    headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class RequestSizeLimit:
@@ -58,13 +105,10 @@ class RequestSizeLimit:
         await self.app(scope, replay, send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(error_body(413, f"request body larger than {self.max_bytes} bytes")).encode()
-        headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 413, f"request body larger than {self.max_bytes} bytes")
 
 
-class RequestCounter:
+class RequestRecorder:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -73,6 +117,7 @@ class RequestCounter:
             await self.app(scope, receive, send)
             return
         status = 500
+        started = time.perf_counter()
 
         async def recording_send(message: Message) -> None:
             nonlocal status
@@ -87,3 +132,6 @@ class RequestCounter:
             metrics.REQUESTS.labels(path, str(status)).inc()
             if status >= 400:
                 metrics.ERRORS.labels(path, str(status)).inc()
+            if scope["path"] not in QUIET_PATHS:
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                logger.info("%s %s %d in %.0f ms", scope["method"], path, status, elapsed_ms)

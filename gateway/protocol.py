@@ -15,6 +15,7 @@ from gateway.chat import ChatMessage, NamedToolChoice, ResponseFormat, ToolDef, 
 from gateway.errors import ApiError
 from gateway.json_limits import check_json
 from gateway.openai_fields import CHAT_FIELDS, COMPLETION_FIELDS, EMBEDDING_FIELDS, check_extras
+from switchyard import request_id
 from switchyard.engine.hub import default_engine
 from switchyard.engines import ENGINES_BY_NAME
 from switchyard.v1 import common_pb2, control_pb2
@@ -411,6 +412,7 @@ class EmbeddingRequest(RequestBody):
 
     def to_proto(self) -> pb.EmbedRequest:
         request = pb.EmbedRequest(engine=engine_kind(self.engine), model=self.model)
+        request.request_id = request_id.current.get()
         value = self.input
         items: list[Any] = [value] if isinstance(value, str) or (value and isinstance(value[0], int)) else list(value)
         for item in items:

@@ -27,6 +27,7 @@ from gateway.schemas import (
     Response,
     Usage,
 )
+from switchyard import request_id
 from switchyard.engines import ENGINE_NAMES
 from switchyard.v1 import inference_pb2 as pb
 
@@ -124,7 +125,7 @@ class ResponseBuilder:
 
     def __init__(self, chat: bool, model: str | None, want_logprobs: bool, echo: list[str] | None = None) -> None:
         self.chat = chat
-        self.id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
+        self.id = ("chatcmpl-" if chat else "cmpl-") + (request_id.current.get() or uuid.uuid4().hex)
         self.created = int(time.time())
         self.model = model or ""
         self.engine: str | None = None

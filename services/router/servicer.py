@@ -17,6 +17,7 @@ import grpc
 from services.router.backends import Backend, BackendPool
 from services.router.catalogue import Catalogue
 from services.router.picker import choose, eligible
+from switchyard import request_id
 from switchyard.engine.hub import ModelRef, canonical
 from switchyard.engines import engine_name
 from switchyard.enums import check_enums
@@ -96,11 +97,13 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         """The backend's stream, passed on as it comes: messages are not decoded and encoded
         again (see ``add_to_server``); its initial metadata (model, engine) goes on with the
         first message, once the router has committed to that backend."""
+        request_id.bind(request.request_id)
         async with grpc_errors(context, "Generate"):
             check_enums(request)
             tried: set[str] = set()
             while True:
                 backend = await self._pick(request.engine, request.model, tried)
+                logger.info("generate on %s (%s)", backend.address, request.model or "any model")
                 backend.outstanding += 1
                 call = backend.generate_raw(request, timeout=_timeout(context))
                 started = False
@@ -166,6 +169,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         raise AssertionError("unreachable")
 
     async def Embed(self, request: inference_pb2.EmbedRequest, context: Context) -> inference_pb2.EmbedResponse:
+        request_id.bind(request.request_id)
         async with grpc_errors(context, "Embed"):
             check_enums(request)
             return await self._unary(

@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager
 import grpc
 from google.protobuf.message import Message
 
+from switchyard import request_id
 from switchyard.engine import metrics
 from switchyard.engine.coalesce import coalesced
 from switchyard.engine.host import ModelHost
@@ -88,6 +89,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
     ) -> AsyncIterator[inference_pb2.GenerateResponse]:
         start = time.monotonic()
         code = grpc.StatusCode.OK
+        request_id.bind(request.request_id)
         metrics.IN_FLIGHT.labels(self.name).inc()
         try:
             async with (
@@ -95,7 +97,8 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
                 self._request(request, request.engine, request.model) as (slot, running, info),
             ):
                 params = generation_from_proto(request, info.vocab_size, info.max_model_len)
-                logger.info("generate %s start (%s)", params.request_id, slot.name)
+                request_id.bind(params.request_id)  # one made up if the caller sent none
+                logger.info("generate start (%s)", slot.name)
                 # The stream says at once which model and engine serve it (headers, before any
                 # token): a caller needs no status call to label its answer.
                 await context.send_initial_metadata(stream_metadata(slot.name, self.name))
@@ -109,7 +112,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
                         metrics.TIME_TO_FIRST_TOKEN.labels(self.name).observe(time.monotonic() - start)
                         first = False
                     if response.HasField("finished"):
-                        self._finish(response.finished, slot, params.request_id)
+                        self._finish(response.finished, slot)
                     yield response
         except grpc.aio.AbortError:
             code = context.code() or grpc.StatusCode.UNKNOWN
@@ -122,15 +125,14 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
             metrics.REQUESTS.labels(self.name, code.name).inc()
             metrics.REQUEST_DURATION.labels(self.name).observe(time.monotonic() - start)
 
-    def _finish(self, finished: inference_pb2.Finished, slot: ModelSlot, request_id: str) -> None:
+    def _finish(self, finished: inference_pb2.Finished, slot: ModelSlot) -> None:
         finished.engine = self.kind
         finished.model = slot.name
         usage = finished.usage
         metrics.GENERATED_TOKENS.labels(self.name).inc(usage.completion_tokens)
         metrics.PROMPT_TOKENS.labels(self.name).inc(usage.prompt_tokens)
         logger.info(
-            "generate %s done: %s, %d+%d tokens",
-            request_id,
+            "generate done: %s, %d+%d tokens",
             inference_pb2.FinishReason.Name(finished.reason),
             usage.prompt_tokens,
             usage.completion_tokens,
@@ -162,6 +164,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
 
     async def Embed(self, request: inference_pb2.EmbedRequest, context: Context) -> inference_pb2.EmbedResponse:
         start = time.monotonic()
+        request_id.bind(request.request_id)
         async with (
             grpc_errors(context, "Embed"),
             self._request(request, request.engine, request.model, control_pb2.MODEL_TASK_EMBED) as (
@@ -171,12 +174,12 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
             ),
         ):
             params = embed_from_proto(request, info.vocab_size, info.max_model_len)
+            request_id.bind(params.request_id)
             response = await running.embed(params)
             response.engine, response.model = self.kind, slot.name
             metrics.PROMPT_TOKENS.labels(self.name).inc(response.usage.prompt_tokens)
             logger.info(
-                "embed %s done: %d inputs, %d tokens, %.1f ms",
-                params.request_id,
+                "embed done: %d inputs, %d tokens, %.1f ms",
                 len(params.inputs),
                 response.usage.prompt_tokens,
                 (time.monotonic() - start) * 1000,

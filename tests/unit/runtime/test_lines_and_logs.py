@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
+from switchyard import request_id
 from switchyard.runtime.lines import bounded_lines
-from switchyard.runtime.logs import MAX_MESSAGE_CHARS, BoundedRecords
+from switchyard.runtime.logs import MAX_MESSAGE_CHARS, TEXT_FORMAT, BoundedRecords, RequestIds, TextFormatter
 from switchyard.supervisor import Part, Supervisor
 
 
@@ -65,3 +66,21 @@ def test_log_records_are_cut_before_formatting() -> None:
     message = record.getMessage()
     assert len(message) < MAX_MESSAGE_CHARS + 100 and message.endswith("more characters cut]")
     assert message.startswith("generate rrr")
+
+
+def test_a_log_line_carries_the_request_id_and_never_a_raw_one() -> None:
+    formatter = TextFormatter(TEXT_FORMAT)
+
+    def line(rid: str) -> str:
+        record = logging.LogRecord("t", logging.INFO, __file__, 1, "generate start", None, None)
+        request_id.bind(rid)
+        try:
+            RequestIds().filter(record)
+        finally:
+            request_id.bind("")
+        return formatter.format(record)
+
+    assert line("abc-1").endswith(" INFO t [abc-1]: generate start")
+    assert line("").endswith(" INFO t: generate start")
+    sneaky = line("a\nFAKE LINE " + "z" * 100_000)  # from a gRPC client, unchecked
+    assert "\n" not in sneaky and len(sneaky) < 400 and "\\nFAKE LINE" in sneaky
