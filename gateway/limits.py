@@ -21,7 +21,7 @@ from gateway.errors import error_body
 from switchyard import request_id
 
 logger = logging.getLogger(__name__)
-QUIET_PATHS = frozenset({"/health", "/metrics"})  # probes and scrapes: not worth a line each
+QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})  # probes and scrapes: not worth a line each
 
 
 class RequestIdHeader:

@@ -30,6 +30,10 @@ class GatewaySettings(ServiceSettings):
     stream_keepalive_s: float = Field(
         10.0, gt=0, description="a stream with no output yet (a model loading) sends an SSE comment this often"
     )
+    ready_requires_model: bool = Field(
+        True,
+        description="GET /ready is 503 until some engine has a model loaded (off: a router that answers is enough)",
+    )
 
     @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod

@@ -1,13 +1,23 @@
-"""Prometheus metrics of the gateway (of every worker process, when there are several)."""
+"""Probes and metrics: readiness (``/ready``; liveness is the seed's ``/health``) and the
+Prometheus metrics of the gateway (of every worker process, when there are several)."""
 
 from __future__ import annotations
 
 import os
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+import grpc
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
+from gateway.connection import Router, router_of, settings_of
+from gateway.errors import error_body
+from gateway.settings import GatewaySettings
+from switchyard.v1 import control_pb2
+
 router = APIRouter()
+READY_TIMEOUT_S = 2.0  # under the probes' own timeouts (3 s in the manifests)
 
 
 @router.get("/metrics", summary="Prometheus metrics")
@@ -17,3 +27,28 @@ async def prometheus() -> Response:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: the router answers and (by default) some engine has a model loaded",
+    responses={503: {"description": "not ready, and why (OpenAI's error body)"}},
+)
+async def ready(
+    connection: Annotated[Router, Depends(router_of)], settings: Annotated[GatewaySettings, Depends(settings_of)]
+) -> JSONResponse:
+    """The readiness probe: a gateway whose router is gone, or that has no model to serve,
+    should get no traffic; ``/health`` stays the liveness probe (the process answers)."""
+    try:
+        answer = await connection.control.GetStatus(control_pb2.GetStatusRequest(), timeout=READY_TIMEOUT_S)
+    except grpc.aio.AioRpcError as exc:
+        return _not_ready(f"the router does not answer ({exc.code().name})")
+    loaded = sorted({m.name for s in answer.statuses for m in s.models if m.state == control_pb2.MODEL_STATE_LOADED})
+    if not loaded and settings.ready_requires_model:
+        return _not_ready("no model is loaded")
+    body: dict[str, Any] = {"status": "ready", "models": loaded}
+    return JSONResponse(body)
+
+
+def _not_ready(why: str) -> JSONResponse:
+    return JSONResponse(error_body(503, f"not ready: {why}"), status_code=503)

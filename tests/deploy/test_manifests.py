@@ -526,7 +526,8 @@ def test_kubernetes_matches_the_code(kubectl: str, overlay: str, monkeypatch: py
                 # Empty service name: the process is up (switchyard.v1.Inference needs a model).
                 assert probe["grpc"] == {"port": port}, f"{name} {probe_name}: {probe}"
             else:
-                assert probe["httpGet"]["path"] == "/health"
+                # Liveness: the process answers; readiness: the router answers and a model is loaded.
+                assert probe["httpGet"]["path"] == ("/ready" if probe_name == "readinessProbe" else "/health")
                 assert pos_int(ports.get(probe["httpGet"]["port"], probe["httpGet"]["port"])) == port
 
         grace = float(env.get("SWITCHYARD_SHUTDOWN_GRACE_S") or default_grace(name))

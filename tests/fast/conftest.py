@@ -58,6 +58,7 @@ class FastStack:
     url: str
     router: Router
     pool: BackendPool
+    router_server: grpc.aio.Server
     closers: list[object] = field(default_factory=list)
 
     def engine(self, kind: common_pb2.Engine.ValueType) -> FastEngine:
@@ -96,7 +97,7 @@ async def fast_stack(
     serving = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 (uvicorn offers no event for it)
         await asyncio.sleep(0.01)
-    stack = FastStack(engines, f"http://127.0.0.1:{port}", app.state.router, pool)
+    stack = FastStack(engines, f"http://127.0.0.1:{port}", app.state.router, pool, router_server)
     while not all(b.reachable for b in pool.backends()):  # noqa: ASYNC110 (the router's watch streams connect)
         await asyncio.sleep(0.01)
     try:

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import httpx
 
+from switchyard.v1 import control_pb2
 from tests.fast.conftest import LLAMA, VLLM, fast_stack
+from tests.helpers import until
 
 
 def sse_data(body: str) -> list[str]:
@@ -92,3 +94,22 @@ async def test_a_stream_that_names_no_model_is_labelled_from_its_headers(fake_ro
         chunks = [json.loads(d) for d in sse_data((await client.post("/v1/completions", json=body)).text)[:-1]]
         assert [c["model"] for c in chunks] == ["demo"] * len(chunks)
         assert "".join(c["choices"][0]["text"] for c in chunks) == "hello"
+
+
+async def test_readiness_needs_the_router_and_a_loaded_model(fake_root: Path) -> None:
+    async with (
+        fast_stack(fake_root, kinds=(LLAMA,)) as stack,
+        httpx.AsyncClient(base_url=stack.url, timeout=30) as client,
+    ):
+        empty = await client.get("/ready")
+        assert empty.status_code == 503 and empty.json()["error"]["message"] == "not ready: no model is loaded"
+        assert (await client.get("/health")).status_code == 200  # liveness stays up
+        await client.post("/v1/completions", json={"model": "demo", "prompt": "x", "max_tokens": 1})  # loads it
+        loaded = control_pb2.MODEL_STATE_LOADED
+        await until(lambda: any(m.state == loaded for b in stack.pool.backends() for m in b.status.models))
+        ready = await client.get("/ready")
+        assert ready.status_code == 200 and ready.json() == {"status": "ready", "models": ["demo"]}
+        await stack.router_server.stop(0)
+        gone = await client.get("/ready")
+        assert gone.status_code == 503 and "the router does not answer (UNAVAILABLE)" in gone.json()["error"]["message"]
+        assert (await client.get("/health")).status_code == 200

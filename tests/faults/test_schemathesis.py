@@ -17,8 +17,10 @@ from gateway.settings import GatewaySettings
 from tests.e2e.conftest import Stack
 from tests.faults.conftest import DEMO, ENGINES, FIGURES
 
+# Left out: load and unload (they would change the stack under the other tests), and /ready,
+# which takes no input and whose 503 is its answer while no model is loaded.
 SCHEMA = schemathesis.openapi.from_dict(create_app(GatewaySettings()).openapi()).exclude(
-    path_regex="^/v1/models/(load|unload)$"
+    path_regex="^/v1/models/(load|unload)$|^/ready$"
 )
 EXAMPLES = 25  # per operation
 MAX_TOKENS = 16
