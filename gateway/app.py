@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 
 from gateway import errors
 from gateway.connection import Router
-from gateway.limits import RequestIdHeader, RequestRecorder, RequestSizeLimit
+from gateway.limits import ConcurrencyPerKey, RequestIdHeader, RequestRecorder, RequestSizeLimit
 from gateway.routes import admin, observability, openai, seed, tokens
 from gateway.settings import GatewaySettings
 from switchyard.runtime.logs import configure_logging
@@ -46,6 +46,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(ConcurrencyPerKey, limit=settings.max_concurrent_per_key)  # before reading bodies
     app.add_middleware(RequestRecorder)
     app.add_middleware(RequestIdHeader)  # added last: the outermost, so every answer has the id
     app.add_exception_handler(errors.ApiError, errors.handle_api_error)

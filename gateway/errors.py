@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from switchyard.errors import InsufficientStorage, reason_of
+from switchyard.errors import InsufficientStorage, reason_of, retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,8 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> ApiError:
     if status == 500:
         logger.error("upstream error %s: %s", exc.code().name, exc.details())
         return ApiError(500, "internal error in the inference backend")
-    return ApiError(status, exc.details() or exc.code().name)
+    wait = retry_after(exc)  # a full queue says when to come back
+    return ApiError(status, exc.details() or exc.code().name, headers={"Retry-After": wait} if wait else None)
 
 
 def json_error(error: ApiError) -> JSONResponse:

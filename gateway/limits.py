@@ -3,7 +3,8 @@
 
 RequestIdHeader: the request's id (``X-Request-ID``, the client's or a new one) bound to the
 request and returned. RequestSizeLimit: a declared or actual (chunked) body over the limit gets
-a 413 in the OpenAI error format before the route runs. RequestRecorder: requests and errors by
+a 413 in the OpenAI error format before the route runs. ConcurrencyPerKey: at most so many
+requests at once per API key, 429 with Retry-After above. RequestRecorder: requests and errors by
 route and status, and one log line per API request.
 """
 
@@ -55,10 +56,11 @@ class RequestIdHeader:
         await send_error(tagged_send, 400, f"{request_id.HEADER} must be {request_id.RULE}")
 
 
-async def send_error(send: Send, status: int, message: str) -> None:
+async def send_error(send: Send, status: int, message: str, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     """An error answer in the OpenAI format, sent from middleware (before any route)."""
     body = json.dumps(error_body(status, message)).encode()
     headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -106,6 +108,39 @@ class RequestSizeLimit:
 
     async def _reject(self, send: Send) -> None:
         await send_error(send, 413, f"request body larger than {self.max_bytes} bytes")
+
+
+class ConcurrencyPerKey:
+    """At most ``limit`` requests at once per API key (the bearer token as sent; with no keys
+    configured every client shares one budget); one more gets 429 with Retry-After before any
+    work is done. Only keys with requests in flight are held, so the table stays bounded."""
+
+    RETRY_AFTER_S = 1
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight: dict[bytes, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.limit or scope["path"] in QUIET_PATHS:
+            await self.app(scope, receive, send)
+            return
+        key = next((v for k, v in scope.get("headers", []) if k == b"authorization"), b"")
+        count = self.in_flight.get(key, 0)
+        if count >= self.limit:
+            message = f"at most {self.limit} requests at once per API key (max_concurrent_per_key); retry"
+            await send_error(send, 429, message, ((b"retry-after", str(self.RETRY_AFTER_S).encode()),))
+            return
+        self.in_flight[key] = count + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            left = self.in_flight[key] - 1
+            if left:
+                self.in_flight[key] = left
+            else:
+                del self.in_flight[key]
 
 
 class RequestRecorder:

@@ -30,6 +30,9 @@ class GatewaySettings(ServiceSettings):
     stream_keepalive_s: float = Field(
         10.0, gt=0, description="a stream with no output yet (a model loading) sends an SSE comment this often"
     )
+    max_concurrent_per_key: int = Field(
+        0, ge=0, description="requests one API key may have at once, more get 429 (0: no bound; no keys: one budget)"
+    )
     ready_requires_model: bool = Field(
         True,
         description="GET /ready is 503 until some engine has a model loaded (off: a router that answers is enough)",

@@ -40,6 +40,7 @@ def replica_json(status: control_pb2.EngineStatus) -> dict[str, Any]:
         "engine_version": status.engine_version or None,
         "max_models": status.max_models,
         "autoload": status.autoload,
+        "max_in_flight": status.max_in_flight or None,
         "device": status.device or None,
         "max_model_len": status.max_model_len or None,
     }

@@ -26,6 +26,7 @@ class EngineError(Exception):
 
     code = grpc.StatusCode.INTERNAL
     reason = ""
+    retry_after_s = 0  # when set, sent as trailing metadata retry-after (the gateway's Retry-After)
 
 
 class InvalidArgument(EngineError):
@@ -64,6 +65,13 @@ class InsufficientStorage(ResourceExhausted):
     reason = "INSUFFICIENT_STORAGE"
 
 
+class QueueFull(ResourceExhausted):
+    """A model has as many requests running or waiting as it may: come back shortly."""
+
+    reason = "QUEUE_FULL"
+    retry_after_s = 1
+
+
 class Conflict(EngineError):
     """A concurrent operation (a second load) collides with one in progress."""
 
@@ -71,6 +79,7 @@ class Conflict(EngineError):
 
 
 REASON_KEY = "switchyard-reason"
+RETRY_AFTER_KEY = "retry-after"
 
 
 def error_for_code(code_name: str, message: str, reason: str = "") -> EngineError:
@@ -79,6 +88,18 @@ def error_for_code(code_name: str, message: str, reason: str = "") -> EngineErro
     error.code = grpc.StatusCode[code_name] if code_name in grpc.StatusCode.__members__ else grpc.StatusCode.INTERNAL
     error.reason = reason
     return error
+
+
+def _trailers_of(exc: EngineError) -> tuple[tuple[str, str], ...]:
+    pairs = [(REASON_KEY, exc.reason)] if exc.reason else []
+    if exc.retry_after_s:
+        pairs.append((RETRY_AFTER_KEY, str(exc.retry_after_s)))
+    return tuple(pairs)
+
+
+def retry_after(exc: grpc.aio.AioRpcError) -> str:
+    """The seconds a failed call said to wait before trying again, if it said."""
+    return next((str(v) for k, v in exc.trailing_metadata() or () if k == RETRY_AFTER_KEY), "")
 
 
 def trailers(exc: grpc.aio.AioRpcError) -> tuple[tuple[str, str | bytes], ...]:
@@ -105,7 +126,7 @@ async def grpc_errors(context: Context, what: str) -> AsyncIterator[None]:
     except grpc.aio.AbortError:
         raise
     except EngineError as exc:
-        await context.abort(exc.code, str(exc), ((REASON_KEY, exc.reason),) if exc.reason else ())
+        await context.abort(exc.code, str(exc), _trailers_of(exc))
     except Exception:
         logger.exception("%s failed", what)
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {what}; see the service log")

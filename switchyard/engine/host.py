@@ -39,6 +39,7 @@ from switchyard.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    QueueFull,
     ResourceExhausted,
     Unavailable,
 )
@@ -103,6 +104,7 @@ class ModelHost:
             models=models,
             max_models=self.settings.max_models,
             autoload=self.settings.autoload,
+            max_in_flight=self.settings.max_in_flight,
             autopull=self.settings.autoload and self.settings.autopull,
             process_alive=any(m.process_alive for m in models),
             pulls=self.pulls.progress(),
@@ -355,6 +357,9 @@ class ModelHost:
         task will do, as for tokenizing)."""
         slot = await self._claim(canonical(name), task or pb.MODEL_TASK_GENERATE)
         try:
+            bound = self.settings.max_in_flight
+            if bound and slot.in_flight > bound:  # this request counted: refused before the engine sees it
+                raise QueueFull(f"model {slot.name!r} has {bound} requests running or waiting (max_in_flight); retry")
             if task is not None and slot.spec.task != task:
                 raise FailedPrecondition(
                     f"model {slot.name!r} is loaded for {TASK_NAMES[slot.spec.task]}, not {TASK_NAMES[task]}; "

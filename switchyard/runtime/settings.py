@@ -43,6 +43,9 @@ class EngineSettings(ServiceSettings):
     status_poll_s: float = Field(0.5, gt=0, description="how often each model's occupancy figures are refreshed")
     max_models: int = Field(1, ge=1, le=64, description="models held at once; the least recently used idle goes")
     autoload: bool = Field(True, description="load a model under the roots when a request names it")
+    max_in_flight: int = Field(
+        256, ge=0, le=1_000_000, description="requests a model may have running or waiting; more get 429 (0: no bound)"
+    )
     load_wait_s: float = Field(600.0, gt=0, description="how long a request waits for its model to load")
     evict_wait_s: float = Field(30.0, ge=0, description="how long a load on demand waits for a busy model to go idle")
     keep_alive_s: float = Field(0.0, ge=0, description="unload a model idle this long (0: never); a load may override")

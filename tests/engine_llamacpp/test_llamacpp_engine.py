@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psutil
@@ -149,3 +150,26 @@ def test_a_killed_service_takes_its_llama_server_with_it(model_root: Path, tmp_p
     service.proc.send_signal(signal.SIGKILL)  # no chance to clean up: the kernel must
     service.proc.wait()
     wait_until(lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, 30, "llama-server to die")
+
+
+def test_a_full_model_refuses_with_retry_after_and_the_admitted_finish(model_root: Path, tmp_path: Path) -> None:
+    """max_in_flight on the real engine: the request over the bound gets RESOURCE_EXHAUSTED
+    with retry-after before llama-server sees it; the two admitted run to their end."""
+    service = start(model_root, tmp_path, "--max-in-flight", "2")
+    try:
+        long = pb.GenerateRequest(prompt="Hello", stopping=pb.StoppingCriteria(max_tokens=1500, ignore_eos=True))
+        calls = [service.inference.Generate(long, timeout=300) for _ in range(2)]
+        firsts = [next(call) for call in calls]  # both admitted and generating
+        assert all(first.HasField("delta") for first in firsts)
+        with pytest.raises(grpc.RpcError) as refused:
+            list(service.inference.Generate(long, timeout=60))
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "max_in_flight" in (refused.value.details() or "")
+        trailing: Any = refused.value.trailing_metadata() or ()
+        assert ("retry-after", "1") in [tuple(pair) for pair in trailing]
+        assert status_of(service).max_in_flight == 2
+        for call in calls:
+            *_, last = call
+            assert last.finished.usage.completion_tokens == 1500
+    finally:
+        service.stop()

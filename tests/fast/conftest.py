@@ -75,7 +75,7 @@ async def start_engine(kind: common_pb2.Engine.ValueType, root: Path) -> FastEng
 
 @contextlib.asynccontextmanager
 async def fast_stack(
-    root: Path, kinds: tuple[common_pb2.Engine.ValueType, ...] = (LLAMA, VLLM)
+    root: Path, kinds: tuple[common_pb2.Engine.ValueType, ...] = (LLAMA, VLLM), **gateway: object
 ) -> AsyncIterator[FastStack]:
     engines = [await start_engine(kind, root) for kind in kinds]
     servicer: RouterServicer | None = None
@@ -91,7 +91,7 @@ async def fast_stack(
     router_server, router_address = await grpc_server(servicer)
     await pool.start()
     port = free_port()
-    app = create_app(GatewaySettings(router=router_address, stream_keepalive_s=0.05))
+    app = create_app(GatewaySettings(router=router_address, stream_keepalive_s=0.05, **gateway))  # type: ignore[arg-type]
     app.state.router = Router(router_address)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
     serving = asyncio.create_task(server.serve())

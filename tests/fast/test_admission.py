@@ -1,0 +1,72 @@
+"""Admission control: a model's bound on requests running or waiting, and the gateway's
+bound per API key; one over either gets 429 with Retry-After, and the admitted finish whole."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+
+from tests.fast.conftest import LLAMA, FastStack, fast_stack
+from tests.fast.test_stack_fast import sse_data
+from tests.helpers import until
+
+LONG = {"model": "demo", "prompt": "x" * 200, "max_tokens": 200, "stream": True}
+
+
+async def streamed_text(client: httpx.AsyncClient, key: str = "") -> str:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    answer = await client.post("/v1/completions", json=LONG, headers=headers)
+    assert answer.status_code == 200, answer.text
+    return "".join(json.loads(d)["choices"][0]["text"] for d in sse_data(answer.text)[:-1])
+
+
+def in_flight(stack: FastStack) -> int:
+    slot = stack.engine(LLAMA).host.find("demo")
+    return slot.in_flight if slot is not None else 0
+
+
+async def test_a_full_model_answers_429_with_retry_after_and_loses_nothing(fake_root: Path) -> None:
+    async with (
+        fast_stack(fake_root, kinds=(LLAMA,)) as stack,
+        httpx.AsyncClient(base_url=stack.url, timeout=60) as client,
+    ):
+        engine = stack.engine(LLAMA)
+        await client.post("/v1/completions", json={"model": "demo", "prompt": "x", "max_tokens": 1})  # loads it
+        engine.host.settings.max_in_flight = 2
+        engine.adapter.token_delay_s = 0.05  # the admitted two stay busy while the burst comes
+        admitted = [asyncio.create_task(streamed_text(client)) for _ in range(2)]
+        await until(lambda: in_flight(stack) == 2, "two requests in flight")
+        burst = await asyncio.gather(*(client.post("/v1/completions", json=LONG) for _ in range(4)))
+        for refused in burst:
+            assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+            assert "max_in_flight" in refused.json()["error"]["message"]
+        status = (await client.get("/v1/status")).json()["llamacpp"]
+        assert status["replicas"][0]["max_in_flight"] == 2
+        engine.adapter.token_delay_s = 0.0
+        assert await asyncio.gather(*admitted) == ["x" * 200] * 2
+        assert (await client.post("/v1/completions", json={**LONG, "stream": False})).status_code == 200
+
+
+async def test_one_api_key_may_have_so_many_requests_at_once(fake_root: Path) -> None:
+    async with (
+        fast_stack(fake_root, kinds=(LLAMA,), api_keys=["a", "b"], max_concurrent_per_key=1) as stack,
+        httpx.AsyncClient(base_url=stack.url, timeout=60) as client,
+    ):
+        engine = stack.engine(LLAMA)
+        small = {"model": "demo", "prompt": "x", "max_tokens": 1}
+        await client.post("/v1/completions", json=small, headers={"Authorization": "Bearer a"})
+        engine.adapter.token_delay_s = 0.05
+        first = asyncio.create_task(streamed_text(client, "a"))
+        await until(lambda: in_flight(stack) == 1, "a's request in flight")
+        again = await client.post("/v1/completions", json=small, headers={"Authorization": "Bearer a"})
+        assert again.status_code == 429 and again.headers["retry-after"] == "1"
+        assert "max_concurrent_per_key" in again.json()["error"]["message"]
+        other = await client.post("/v1/completions", json=small, headers={"Authorization": "Bearer b"})
+        assert other.status_code == 200  # another key has its own budget
+        engine.adapter.token_delay_s = 0.0
+        assert await first == "x" * 200
+        after = await client.post("/v1/completions", json=small, headers={"Authorization": "Bearer a"})
+        assert after.status_code == 200
