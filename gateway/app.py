@@ -16,9 +16,10 @@ from starlette.exceptions import HTTPException
 from gateway import errors
 from gateway.connection import Router
 from gateway.limits import ConcurrencyPerKey, RequestIdHeader, RequestRecorder, RequestSizeLimit
-from gateway.routes import admin, observability, openai, seed, tokens
+from gateway.routes import admin, docs, observability, openai, seed, tokens
 from gateway.settings import GatewaySettings
 from switchyard.runtime.logs import configure_logging
+from switchyard.runtime.service_token import read_token
 
 SETTINGS_ENV = "SWITCHYARD_GATEWAY_SETTINGS_JSON"  # how a worker process gets its parent's settings
 
@@ -33,7 +34,7 @@ def app_from_environment() -> FastAPI:
 def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.router = Router(settings.router)
+        app.state.router = Router(settings.router, read_token(settings.service_token_file))
         yield
         await app.state.router.channel.close()
 
@@ -43,6 +44,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         responses=errors.ERROR_RESPONSES,
+        docs_url=None,  # served by routes/docs.py, behind the keys
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
@@ -54,7 +58,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, errors.handle_validation_error)
     app.add_exception_handler(HTTPException, errors.handle_http_error)
     app.add_exception_handler(Exception, unexpected)
-    for part in (seed, openai, admin, tokens, observability):
+    for part in (seed, openai, admin, tokens, observability, docs):
         app.include_router(part.router)
     return app
 

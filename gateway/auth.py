@@ -1,5 +1,6 @@
 """Optional API keys: ``Authorization: Bearer KEY``. With keys configured every API route
-needs one, and loading or unloading models needs an admin key."""
+needs one, and loading or unloading models needs an admin key; so do ``/metrics`` and the API
+docs, unless ``open_metrics_and_docs`` (probes, ``/health`` and ``/ready``, never do)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,10 @@ async def require_key(request: Request) -> None:
 
 async def require_admin(request: Request) -> None:
     check_key(request, admin=True)
+
+
+async def require_key_unless_open(request: Request) -> None:
+    """For /metrics and the docs: what they tell (traffic, every route) is not for anyone."""
+    settings: GatewaySettings = request.app.state.settings
+    if not settings.open_metrics_and_docs:
+        check_key(request, admin=False)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import grpc
 from fastapi import Request
 
 from gateway.settings import GatewaySettings
-from switchyard.runtime.net import CHANNEL_OPTIONS
+from switchyard.runtime import service_token
 from switchyard.v1 import control_pb2_grpc, inference_pb2_grpc
 
 
 class Router:
     """A channel to the router with its two services' stubs."""
 
-    def __init__(self, address: str) -> None:
-        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+    def __init__(self, address: str, token: str | None = None) -> None:
+        self.channel = service_token.channel(address, token)
+        self.metadata = service_token.call_metadata(token)  # what each streamed call sends
         self.inference: inference_pb2_grpc.InferenceAsyncStub = inference_pb2_grpc.InferenceStub(self.channel)
         self.control: control_pb2_grpc.ControlAsyncStub = control_pb2_grpc.ControlStub(self.channel)
 

@@ -30,7 +30,6 @@ from switchyard import request_id
 from switchyard.engines import ENGINE_NAMES
 from switchyard.stream_metadata import served_model
 from switchyard.v1 import inference_pb2 as pb
-from switchyard.v1 import inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -116,14 +115,13 @@ async def respond(
     rid = request_id.current.get() or request_id.new_request_id()
     for index, request in enumerate(requests):  # choices get their index appended
         request.request_id = rid if len(requests) == 1 else f"{rid}-{index}"
-    stub = connection.inference
     if body.stream:
-        return await stream_response(stub, requests, prompts, builder, body.include_usage, settings, route)
-    return await whole_response(stub, requests, prompts, builder, settings.request_timeout_s, http_request)
+        return await stream_response(connection, requests, prompts, builder, body.include_usage, settings, route)
+    return await whole_response(connection, requests, prompts, builder, settings.request_timeout_s, http_request)
 
 
 async def stream_response(
-    stub: inference_pb2_grpc.InferenceAsyncStub,
+    connection: Router,
     requests: list[pb.GenerateRequest],
     prompts: list[int],
     builder: ResponseBuilder,
@@ -136,7 +134,8 @@ async def stream_response(
     on demand): then the stream starts with keep-alive comments and a later error goes
     in-band."""
     clock = LatencyClock(ENGINE_NAMES.get(requests[0].engine))
-    calls: list[Call] = [stub.Generate(r, timeout=settings.request_timeout_s) for r in requests]
+    stub, metadata = connection.inference, connection.metadata
+    calls: list[Call] = [stub.Generate(r, timeout=settings.request_timeout_s, metadata=metadata) for r in requests]
     firsts = [_first(call) for call in calls]
     try:
         await asyncio.wait(firsts, timeout=settings.stream_keepalive_s)
@@ -262,7 +261,7 @@ async def until_disconnect(http_request: Request) -> None:
 
 
 async def whole_response(
-    stub: inference_pb2_grpc.InferenceAsyncStub,
+    connection: Router,
     requests: list[pb.GenerateRequest],
     prompts: list[int],
     builder: ResponseBuilder,
@@ -273,7 +272,7 @@ async def whole_response(
     answers = [Accumulated() for _ in requests]
 
     async def gather(request: pb.GenerateRequest, answer: Accumulated) -> None:
-        async for message in stub.Generate(request, timeout=timeout):
+        async for message in connection.inference.Generate(request, timeout=timeout, metadata=connection.metadata):
             if message.HasField("delta"):
                 clock.delta()
             answer.add(message)

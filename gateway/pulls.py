@@ -11,11 +11,12 @@ import grpc
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from gateway.connection import Router
 from gateway.errors import ApiError, from_rpc_error, sse_error
 from gateway.generation import DONE, first_message, until_disconnect
 from gateway.responses import sse_bytes
 from switchyard.engines import ENGINE_NAMES
-from switchyard.v1 import control_pb2, control_pb2_grpc
+from switchyard.v1 import control_pb2
 
 PULL_STATES = {
     control_pb2.PULL_STATE_RESOLVING: "resolving",
@@ -46,13 +47,13 @@ def pull_json(progress: control_pb2.PullProgress) -> dict[str, Any]:
 
 
 async def pull_response(
-    control: control_pb2_grpc.ControlAsyncStub,
+    connection: Router,
     request: control_pb2.PullModelRequest,
     stream: bool,
     timeout: float,
     http_request: Request,
 ) -> StreamingResponse | JSONResponse:
-    call = control.PullModel(request, timeout=timeout)
+    call = connection.control.PullModel(request, timeout=timeout, metadata=connection.metadata)
     if stream:
         try:
             first = await first_message(call)

@@ -33,6 +33,9 @@ class GatewaySettings(ServiceSettings):
     max_concurrent_per_key: int = Field(
         0, ge=0, description="requests one API key may have at once, more get 429 (0: no bound; no keys: one budget)"
     )
+    open_metrics_and_docs: bool = Field(
+        False, description="with API keys set, serve /metrics and the API docs without a key too"
+    )
     ready_requires_model: bool = Field(
         True,
         description="GET /ready is 503 until some engine has a model loaded (off: a router that answers is enough)",

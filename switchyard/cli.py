@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import logging
+import os
+import secrets
 import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +23,14 @@ from switchyard.demo_model import make_demo_model
 from switchyard.engine.hub import HF_PREFIX, default_engine
 from switchyard.engines import ENGINES_BY_NAME
 from switchyard.llama_build import ensure_llama_server
+from switchyard.runtime import service_token
 from switchyard.runtime.logs import configure_logging
+from switchyard.runtime.service_token import read_token
 from switchyard.supervisor import Part, PartFailed, Supervisor, grpc_ready, http_ready
 from switchyard.v1 import control_pb2, control_pb2_grpc
 
 logger = logging.getLogger("switchyard")
+TOKEN_ENV = "SWITCHYARD_SERVICE_TOKEN_FILE"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,6 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     up.add_argument("--no-autoload", action="store_true", help="do not load a requested model on demand")
     up.add_argument("--no-load", action="store_true", help="start idle; load models through the API")
     up.add_argument("--log-level", default="INFO")
+    up.add_argument(
+        "--service-token-file",
+        type=Path,
+        default=os.environ.get(TOKEN_ENV) or None,
+        help="token the parts present to each other (default: made for the run when API keys are set)",
+    )
     pull = commands.add_parser("pull", help="pull a model from the Hugging Face hub into a running stack")
     pull.add_argument("model", help="ORG/REPO, or ORG/REPO:QUANT for one GGUF quantization (llama.cpp)")
     pull.add_argument("--engine", choices=sorted(ENGINES_BY_NAME), help="default: inferred as the gateway does")
@@ -55,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     pull.add_argument("--exclude", action="append", default=[], help="file pattern not to fetch (repeatable)")
     pull.add_argument("--router", default="127.0.0.1:50051", help="the router's gRPC address")
     pull.add_argument("--log-level", default="WARNING")
+    pull.add_argument("--service-token-file", type=Path, default=os.environ.get(TOKEN_ENV) or None)
     return parser.parse_args(argv)
 
 
@@ -91,7 +106,8 @@ async def load_models(address: str, args: argparse.Namespace, engines: list[str]
     """Load the demo model on each engine through the router at ``address`` (not the gateway,
     whose API keys are for clients), or on one engine service at its own address once the
     supervisor restarted it."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    token = read_token(args.service_token_file)
+    async with service_token.channel(address, token) as channel:
         control = control_pb2_grpc.ControlStub(channel)
         for engine in engines:
             request = control_pb2.LoadModelRequest(
@@ -101,7 +117,7 @@ async def load_models(address: str, args: argparse.Namespace, engines: list[str]
                 request.vllm.dtype = vllm_dtype(args)
             logger.info("loading %s on %s", request.model_path, engine)
             try:
-                async for _ in control.LoadModel(request, timeout=1800):
+                async for _ in control.LoadModel(request, timeout=1800, metadata=service_token.call_metadata(token)):
                     pass
             except grpc.aio.AioRpcError as exc:
                 raise PartFailed(f"loading on {engine} failed: {exc.code().name}: {exc.details()}") from exc
@@ -116,6 +132,28 @@ async def up(args: argparse.Namespace) -> int:
         await asyncio.to_thread(ensure_llama_server)
     if not args.no_load:
         await asyncio.to_thread(make_demo_model, args.models)
+    with contextlib.ExitStack() as cleanup:
+        if args.service_token_file is None and (
+            os.environ.get("SWITCHYARD_API_KEYS") or os.environ.get("SWITCHYARD_ADMIN_KEYS")
+        ):
+            # Keys on the gateway would mean little if the router and engines took any call.
+            args.service_token_file = cleanup.enter_context(run_token())
+        if args.service_token_file is not None:
+            os.environ[TOKEN_ENV] = str(args.service_token_file)  # every part reads it from there
+        return await run_stack(args, engines)
+
+
+@contextlib.contextmanager
+def run_token() -> Iterator[Path]:
+    """A token for this run, in a file only this user can read, removed at the end."""
+    with tempfile.TemporaryDirectory(prefix="switchyard-") as folder:  # created 0700
+        path = Path(folder) / "service-token"
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32))
+        yield path
+
+
+async def run_stack(args: argparse.Namespace, engines: list[str]) -> int:
     supervisor = Supervisor(build_parts(args, engines))
     supervisor.install_signal_handlers()
     base_url = f"http://{'localhost' if args.host in ('0.0.0.0', '127.0.0.1') else args.host}:{args.port}"
@@ -155,9 +193,13 @@ async def pull(args: argparse.Namespace) -> int:
     )
     bars: dict[str, tqdm[Any]] = {}
     done: dict[str, control_pb2.PullProgress] = {}
-    async with grpc.aio.insecure_channel(args.router) as channel:
+    token = read_token(args.service_token_file)
+    async with service_token.channel(args.router, token) as channel:
         try:
-            async for event in control_pb2_grpc.ControlStub(channel).PullModel(request):
+            pulling = control_pb2_grpc.ControlStub(channel).PullModel(
+                request, metadata=service_token.call_metadata(token)
+            )
+            async for event in pulling:
                 progress = event.progress
                 bar = bars.get(progress.backend)
                 if bar is None:

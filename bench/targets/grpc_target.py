@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import grpc
 
 from bench.measure import BenchError, Recorder, RequestResult
 from switchyard.engines import ENGINES_BY_NAME
+from switchyard.runtime.service_token import call_metadata, read_token
 from switchyard.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 
 
@@ -55,13 +57,16 @@ class GrpcTarget:
         self.timeout = timeout
         self._channel = grpc.aio.insecure_channel(address)
         self._stub = inference_pb2_grpc.InferenceStub(self._channel)
+        # A stack whose services check a token (SWITCHYARD_SERVICE_TOKEN_FILE, as they read it).
+        token_file = os.environ.get("SWITCHYARD_SERVICE_TOKEN_FILE")
+        self._metadata = call_metadata(read_token(Path(token_file) if token_file else None))
 
     async def stream(self, prompt: str, max_tokens: int) -> RequestResult:
         request = generate_request(prompt, max_tokens, self.engine, self.model, self.constraint)
         recorder = Recorder()
         tokens: int | None = None
         try:
-            async for response in self._stub.Generate(request, timeout=self.timeout):
+            async for response in self._stub.Generate(request, timeout=self.timeout, metadata=self._metadata):
                 if response.HasField("finished"):
                     tokens = response.finished.usage.completion_tokens
                 elif response.delta.text:

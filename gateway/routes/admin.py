@@ -21,7 +21,8 @@ Settings = Annotated[GatewaySettings, Depends(settings_of)]
 async def load(body: LoadRequest, connection: Connection, settings: Settings) -> dict[str, Any]:
     last = None
     replicas: set[str] = set()
-    async for event in connection.control.LoadModel(body.to_proto(), timeout=settings.load_timeout_s):
+    load = connection.control.LoadModel(body.to_proto(), timeout=settings.load_timeout_s, metadata=connection.metadata)
+    async for event in load:
         last = event
         replicas.add(event.status.backend)
     return {
@@ -35,7 +36,7 @@ async def load(body: LoadRequest, connection: Connection, settings: Settings) ->
 
 @router.post("/v1/models/pull", summary="Pull a model from the Hugging Face hub")
 async def pull(body: PullRequest, request: Request, connection: Connection, settings: Settings) -> Response:
-    return await pull_response(connection.control, body.to_proto(), body.stream, settings.pull_timeout_s, request)
+    return await pull_response(connection, body.to_proto(), body.stream, settings.pull_timeout_s, request)
 
 
 @router.post("/v1/models/unload", summary="Unload a model, or every model of an engine")

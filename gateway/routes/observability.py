@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
+from gateway.auth import require_key_unless_open
 from gateway.connection import Router, router_of, settings_of
 from gateway.errors import error_body
 from gateway.settings import GatewaySettings
@@ -20,7 +21,7 @@ router = APIRouter()
 READY_TIMEOUT_S = 2.0  # under the probes' own timeouts (3 s in the manifests)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics", dependencies=[Depends(require_key_unless_open)])
 async def prometheus() -> Response:
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # --workers N: add up every worker's files
         registry = CollectorRegistry()

@@ -20,7 +20,7 @@ import grpc
 from services.router.picker import BackendView
 from switchyard.engines import ENGINES_BY_NAME
 from switchyard.errors import InvalidArgument
-from switchyard.runtime.net import CHANNEL_OPTIONS
+from switchyard.runtime import service_token
 from switchyard.v1 import common_pb2, control_pb2, control_pb2_grpc, inference_pb2, inference_pb2_grpc
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ GENERATE_METHOD = "/switchyard.v1.Inference/Generate"
 @dataclass(eq=False)
 class Backend(BackendView):
     channel: grpc.aio.Channel | None = None
+    metadata: tuple[tuple[str, str], ...] | None = None  # what each streamed call sends (the token)
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @functools.cached_property
@@ -82,7 +83,9 @@ class BackendPool:
         backoff_max_s: float,
         on_change: Callable[[Backend], None],
         resolve: Callable[[str, int], Awaitable[set[str]]] | None = None,
+        token: str | None = None,
     ) -> None:
+        self.token = token  # the service token, sent to every engine
         self.specs = specs
         self.resolve_interval_s = resolve_interval_s
         self.backoff_max_s = backoff_max_s
@@ -116,7 +119,8 @@ class BackendPool:
             engine=engine,
             reachable=False,
             status=control_pb2.EngineStatus(engine=engine, backend=address),
-            channel=grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS),
+            channel=service_token.channel(address, self.token),
+            metadata=service_token.call_metadata(self.token),
         )
         backend.task = asyncio.create_task(self._watch(backend), name=f"watch {address}")
         self._backends[address] = backend
@@ -137,7 +141,8 @@ class BackendPool:
         backoff = 0.1
         while True:
             try:
-                async for event in backend.control.WatchStatus(control_pb2.WatchStatusRequest()):
+                watch = backend.control.WatchStatus(control_pb2.WatchStatusRequest(), metadata=backend.metadata)
+                async for event in watch:
                     event.status.backend = backend.address
                     backend.status = event.status
                     if not backend.reachable:

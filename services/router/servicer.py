@@ -105,7 +105,7 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
                 backend = await self._pick(request.engine, request.model, tried)
                 logger.info("generate on %s (%s)", backend.address, request.model or "any model")
                 backend.outstanding += 1
-                call = backend.generate_raw(request, timeout=_timeout(context))
+                call = backend.generate_raw(request, timeout=_timeout(context), metadata=backend.metadata)
                 started = False
                 try:
                     async for response in call:
@@ -239,7 +239,9 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
             def mark(event: control_pb2.LoadModelResponse, backend: Backend) -> None:
                 event.status.backend = backend.address
 
-            async for event in self._fan_out(replicas, lambda b: b.control.LoadModel(request), mark, context):
+            async for event in self._fan_out(
+                replicas, lambda b: b.control.LoadModel(request, metadata=b.metadata), mark, context
+            ):
                 yield event
 
     async def PullModel(
@@ -254,7 +256,9 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
             def mark(event: control_pb2.PullModelResponse, backend: Backend) -> None:
                 event.progress.backend = backend.address
 
-            async for event in self._fan_out(replicas, lambda b: b.control.PullModel(request), mark, context):
+            async for event in self._fan_out(
+                replicas, lambda b: b.control.PullModel(request, metadata=b.metadata), mark, context
+            ):
                 yield event
 
     async def UnloadModel(

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from switchyard.runtime.service_token import RequireServiceToken, read_token
 from switchyard.runtime.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,9 @@ class GrpcService:
     def __init__(self, settings: ServiceSettings, name: str) -> None:
         self.settings = settings
         self.name = name
-        self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[MalformedRequests()])
+        token = read_token(settings.service_token_file)
+        checks: list[grpc.aio.ServerInterceptor] = [RequireServiceToken(token)] if token else []
+        self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[*checks, MalformedRequests()])
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._service_names: list[str] = []

@@ -31,6 +31,9 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = Field("text", description="json for structured logs")
     shutdown_grace_s: float = Field(10.0, ge=0, description="on SIGTERM, how long in-flight streams may finish")
+    service_token_file: Path | None = Field(
+        None, description="file with the token our services present to each other (unset: gRPC calls need none)"
+    )
 
 
 class EngineSettings(ServiceSettings):

@@ -494,6 +494,37 @@ def selects(service: dict[str, Any], deployment: dict[str, Any]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
+# Who may open the gRPC port of each service (NetworkPolicies); the gateway is open to all.
+CALLERS = {"router": {"gateway"}, "engine-llamacpp": {"router"}, "engine-vllm": {"router"}}
+
+
+def assert_callers(k8s: Cluster, name: str, deployment: dict[str, Any], ports: dict[str, int]) -> None:
+    """The NetworkPolicies that select a Deployment's pods let only its callers reach gRPC."""
+    labels: dict[str, str] = deployment["spec"]["template"]["metadata"]["labels"]
+    policies = [p for p in k8s.of_kind("NetworkPolicy").values() if matches(p["spec"]["podSelector"], labels)]
+    if name not in CALLERS:
+        assert not policies, f"{name} is meant to take traffic from anyone"
+        return
+    assert policies, f"no NetworkPolicy selects {name}"
+    callers: set[str] = set()
+    for policy in policies:
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        for rule in policy["spec"]["ingress"]:
+            rule_ports = {ports[p["port"]] if isinstance(p["port"], str) else p["port"] for p in rule["ports"]}
+            if ports["grpc"] in rule_ports:
+                for peer in rule.get("from") or [{}]:
+                    callers.add(peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name", "*"))
+    assert callers == CALLERS[name], f"{name}'s gRPC port is open to {callers}"
+
+
+def matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    ok = all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", expression
+        ok = ok and labels.get(expression["key"]) in expression["values"]
+    return ok
+
+
 @pytest.mark.parametrize("overlay", overlays())
 def test_kubernetes_matches_the_code(kubectl: str, overlay: str, monkeypatch: pytest.MonkeyPatch) -> None:
     k8s = cluster(kubectl, overlay)
@@ -538,6 +569,7 @@ def test_kubernetes_matches_the_code(kubectl: str, overlay: str, monkeypatch: py
 
         service = services[name]
         assert selects(service, deployment), f"Service {name} does not select its Deployment"
+        assert_callers(k8s, name, deployment, ports)
         assert [pos_int(p["port"]) for p in service["spec"]["ports"]] == [port]
         if name.startswith("engine-"):
             assert service["spec"].get("clusterIP") == "None", f"{name} must be headless for the router's dns:"

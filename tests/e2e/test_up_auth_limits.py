@@ -10,11 +10,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import httpx
 import psutil
 import pytest
 
 from switchyard.runtime.net import free_port
+from switchyard.v1 import control_pb2, control_pb2_grpc
 from tests.e2e.conftest import SERVED, Stack
 from tests.helpers import ROOT, ServiceProcess, wait_until
 
@@ -22,9 +24,10 @@ from tests.helpers import ROOT, ServiceProcess, wait_until
 def test_switchyard_up_with_api_keys_serves_heals_and_stops_everything_on_ctrl_c(
     model_root: Path, tmp_path: Path
 ) -> None:
-    """With keys set, up still loads its demo model (through the router) and the gateway asks
-    clients for a key; an engine service killed with -9 is restarted and serves again (its
-    model loaded on demand); Ctrl-C leaves nothing behind."""
+    """With keys set, up still loads its demo model (through the router), the gateway asks
+    clients for a key and the router a service token (made for the run); an engine service
+    killed with -9 is restarted and serves again (its model loaded on demand); Ctrl-C leaves
+    nothing behind."""
     port = free_port()
     ports = [str(free_port()) for _ in range(2)]
     log_path = tmp_path / "up.log"
@@ -49,6 +52,10 @@ def test_switchyard_up_with_api_keys_serves_heals_and_stops_everything_on_ctrl_c
 
         wait_until(answered, 300, "switchyard up to answer a completion")
         assert httpx.post(url, json=body, timeout=30).status_code == 401
+        with grpc.insecure_channel(f"127.0.0.1:{ports[0]}") as channel:  # keys set: a token was made
+            with pytest.raises(grpc.RpcError) as refused:
+                control_pb2_grpc.ControlStub(channel).GetStatus(control_pb2.GetStatusRequest(), timeout=10)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
         supervisor = psutil.Process(proc.pid)
         engine = next(p for p in supervisor.children(recursive=True) if "services.engine_llamacpp" in p.cmdline())

@@ -1,5 +1,6 @@
 """Admission control: a model's bound on requests running or waiting, and the gateway's
-bound per API key; one over either gets 429 with Retry-After, and the admitted finish whole."""
+bound per API key; one over either gets 429 with Retry-After, and the admitted finish whole.
+And what else keys close: /metrics and the docs."""
 
 from __future__ import annotations
 
@@ -70,3 +71,23 @@ async def test_one_api_key_may_have_so_many_requests_at_once(fake_root: Path) ->
         assert await first == "x" * 200
         after = await client.post("/v1/completions", json=small, headers={"Authorization": "Bearer a"})
         assert after.status_code == 200
+
+
+async def test_metrics_and_docs_follow_the_keys(fake_root: Path) -> None:
+    closed_paths = ("/metrics", "/docs", "/redoc", "/openapi.json")
+    async with (
+        fast_stack(fake_root, kinds=(LLAMA,), api_keys=["k"]) as stack,
+        httpx.AsyncClient(base_url=stack.url, timeout=30) as client,
+    ):
+        for path in closed_paths:
+            assert (await client.get(path)).status_code == 401, path
+            assert (await client.get(path, headers={"Authorization": "Bearer k"})).status_code == 200, path
+        assert (await client.get("/health")).status_code == 200  # probes never need a key
+        assert (await client.get("/ready")).status_code == 503  # (no model loaded: not ready, but no 401)
+    async with (
+        fast_stack(fake_root, kinds=(LLAMA,), api_keys=["k"], open_metrics_and_docs=True) as stack,
+        httpx.AsyncClient(base_url=stack.url, timeout=30) as client,
+    ):
+        for path in closed_paths:
+            assert (await client.get(path)).status_code == 200, path
+        assert (await client.get("/openapi.json")).json()["info"]["title"] == "switchyard"
