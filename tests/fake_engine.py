@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from prometheus_client.metrics_core import Metric
 
 from switchyard.engine.params import EmbedParams, GenerationParams, TokenizeParams
 from switchyard.engine.protocol import LoadSpec, ModelInfo, Progress
@@ -46,6 +47,9 @@ class FakeModel:
     def die(self, reason: str) -> None:
         self.death = reason
         self.died.set()
+
+    def engine_metrics(self) -> list[Metric]:
+        return []
 
     async def occupancy(self) -> control_pb2.Load:
         return control_pb2.Load()

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import psutil
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.engine_llamacpp import convert
@@ -100,6 +101,7 @@ class LlamaServerModel:
         self._http = _http_client()
         self._info: ModelInfo | None = None
         self._stopping = False  # stopped on purpose: open streams end ABORTED, not in error
+        self._families: list[Metric] = []  # llama-server's own metrics, as last polled
 
     def processes(self) -> list[psutil.Process]:
         with contextlib.suppress(psutil.Error):
@@ -134,13 +136,18 @@ class LlamaServerModel:
         figures: dict[str, float] = {}
         with contextlib.suppress(httpx.HTTPError, ValueError):
             response = await self._http.get(f"{self.proc.base_url}/metrics", timeout=5.0)
-            for family in text_string_to_metric_families(response.raise_for_status().text):
+            families = list(text_string_to_metric_families(response.raise_for_status().text))
+            self._families = families  # what this service's /metrics passes on
+            for family in families:
                 for sample in family.samples:
                     figures[sample.name] = sample.value
         return control_pb2.Load(
             running_requests=int(figures.get("llamacpp:requests_processing", 0)),
             waiting_requests=int(figures.get("llamacpp:requests_deferred", 0)),
         )
+
+    def engine_metrics(self) -> list[Metric]:
+        return self._families
 
     async def stop(self) -> None:
         self._stopping = self.proc.stopping = True

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import psutil
 import vllm
+from prometheus_client.metrics_core import Metric
 from vllm import PoolingParams, SamplingParams
 from vllm.exceptions import VLLMValidationError
 from vllm.platforms import current_platform
@@ -210,6 +211,9 @@ class VllmModel:
         while not self.engine.errored:  # noqa: ASYNC110 (vLLM offers no event for its death)
             await asyncio.sleep(self._poll_s)
         return f"vLLM engine died: {self.engine.dead_error}"
+
+    def engine_metrics(self) -> list[Metric]:
+        return []  # vLLM's PrometheusStatLogger registers its vllm: families in this process
 
     async def occupancy(self) -> control_pb2.Load:
         stats = self._figures.latest

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import psutil
+from prometheus_client.metrics_core import Metric
 
 from switchyard.engine.params import EmbedParams, GenerationParams, TokenizeParams
 from switchyard.v1 import common_pb2, control_pb2, inference_pb2
@@ -79,6 +80,10 @@ class RunningModel(Protocol):
 
     async def occupancy(self) -> control_pb2.Load:
         """Requests running and waiting in the engine, and KV-cache use."""
+
+    def engine_metrics(self) -> list[Metric]:
+        """The engine's own Prometheus families as last read (llama-server's ``llamacpp:``),
+        for this service's /metrics; empty where the engine registers them in this process."""
 
     def generate(self, params: GenerationParams) -> AsyncIterator[inference_pb2.GenerateResponse]:
         """Stream deltas then one Finished; closing the iterator aborts the request."""

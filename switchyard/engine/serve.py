@@ -7,6 +7,10 @@ import asyncio
 import contextlib
 import logging
 
+from prometheus_client import REGISTRY
+from prometheus_client.metrics_core import Metric
+
+from switchyard.engine import metrics
 from switchyard.engine.host import ModelHost
 from switchyard.engine.protocol import EngineAdapter
 from switchyard.engine.servicer import SERVICE_NAMES, EngineServicer
@@ -34,6 +38,11 @@ async def _load_at_start(host: ModelHost, request: control_pb2.LoadModelRequest)
         logger.error("loading %s at start failed: %s", request.model_path, exc)
 
 
+def _engine_families(host: ModelHost) -> list[tuple[str, list[Metric]]]:
+    """Called from the metrics server's thread: reads only (a list copy, attributes swapped whole)."""
+    return [(slot.name, slot.running.engine_metrics()) for slot in list(host.slots()) if slot.running is not None]
+
+
 async def run_engine_service(
     adapter: EngineAdapter,
     settings: EngineSettings,
@@ -48,6 +57,7 @@ async def run_engine_service(
     service.add_services(SERVICE_NAMES)
     await service.set_serving(INFERENCE_SERVICE, False)
     host.start()
+    REGISTRY.register(metrics.EngineFamilies(lambda: _engine_families(host)))
     tasks = [asyncio.create_task(_follow_health(host, service), name="health")]
     if load_at_start is not None:
         tasks.append(asyncio.create_task(_load_at_start(host, load_at_start), name="load"))
