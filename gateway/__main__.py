@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from gateway.app import SETTINGS_ENV, create_app
 from gateway.settings import GatewaySettings
+from switchyard.runtime import tracing
 from switchyard.runtime.logs import configure_logging
 from switchyard.runtime.settings import parse_settings
 
@@ -37,6 +38,7 @@ def main() -> None:
     settings = parse_settings(GatewaySettings)
     configure_logging(settings.log_level, settings.log_format, "gateway")
     if settings.workers == 1:
+        tracing.setup("switchyard-gateway", settings.otlp_traces_endpoint)
         serve(settings, create_app(settings))
         return
     os.environ[SETTINGS_ENV] = settings.model_dump_json()

@@ -18,6 +18,7 @@ from gateway.connection import Router
 from gateway.limits import ConcurrencyPerKey, RequestIdHeader, RequestRecorder, RequestSizeLimit
 from gateway.routes import admin, docs, observability, openai, seed, tokens
 from gateway.settings import GatewaySettings
+from switchyard.runtime import tracing
 from switchyard.runtime.logs import configure_logging
 from switchyard.runtime.service_token import read_token
 
@@ -28,6 +29,7 @@ def app_from_environment() -> FastAPI:
     """The app of one of several gateway workers (``python -m gateway --workers N``)."""
     settings = GatewaySettings.model_validate_json(os.environ[SETTINGS_ENV])
     configure_logging(settings.log_level, settings.log_format, "gateway")
+    tracing.setup("switchyard-gateway", settings.otlp_traces_endpoint)  # in each worker process
     return create_app(settings)
 
 
@@ -60,6 +62,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_exception_handler(Exception, unexpected)
     for part in (seed, openai, admin, tokens, observability, docs):
         app.include_router(part.router)
+    tracing.instrument_app(app)
     return app
 
 

@@ -56,6 +56,7 @@ def engine_args(
     on_cpu: bool,
     cpu_kv_cache_bytes: int,
     default_dtype: str = DEFAULT_DTYPE,
+    otlp_traces_endpoint: str | None = None,
 ) -> AsyncEngineArgs:
     """vLLM engine arguments for a load; raises InvalidArgument for bad options.
 
@@ -103,6 +104,7 @@ def engine_args(
         max_num_seqs=opts.max_num_seqs if opts.HasField("max_num_seqs") else None,
         disable_log_stats=True,  # our own stat logger reads the figures; no periodic log lines
         structured_outputs_config=STRUCTURED_OUTPUTS,
+        otlp_traces_endpoint=otlp_traces_endpoint,  # vLLM's own spans, in the request's trace
         **(embedding_args(request.pooling) if request.task == control_pb2.MODEL_TASK_EMBED else {}),
     )
 

@@ -33,6 +33,7 @@ from switchyard.engine.protocol import LoadSpec, ModelInfo, Progress
 from switchyard.engine.timing import RequestClock
 from switchyard.engine.tool_calls import parser_for
 from switchyard.errors import FailedPrecondition, InvalidArgument, Unavailable
+from switchyard.runtime import tracing
 from switchyard.runtime.reaper import Reaper
 from switchyard.v1 import common_pb2, control_pb2, inference_pb2
 
@@ -133,7 +134,15 @@ class VllmAdapter:
     def launch_args(self, path: Path, name: str, request: control_pb2.LoadModelRequest) -> Any:
         on_cpu = self.device == "cpu"
         settings = self.settings
-        return convert.engine_args(path, name, request, on_cpu, settings.cpu_kv_cache_bytes, settings.default_dtype)
+        return convert.engine_args(
+            path,
+            name,
+            request,
+            on_cpu,
+            settings.cpu_kv_cache_bytes,
+            settings.default_dtype,
+            otlp_traces_endpoint=settings.otlp_traces_endpoint,
+        )
 
     async def launch(self, spec: LoadSpec, progress: Progress) -> VllmModel:
         """Build the engine; its processes are the children that appeared meanwhile (loads run
@@ -283,7 +292,8 @@ class VllmModel:
         queue_ms: float | None = None  # from vLLM's own queued/scheduled timestamps
         timing.started()  # handed to vLLM; its own stats give the queue time when present
         try:
-            async for out in self.engine.generate({"prompt_token_ids": ids}, sampling, rid):
+            headers = tracing.trace_headers()  # vLLM's own spans join the request's trace
+            async for out in self.engine.generate({"prompt_token_ids": ids}, sampling, rid, trace_headers=headers):
                 cached = out.num_cached_tokens or cached
                 if out.metrics is not None and out.metrics.scheduled_ts:
                     queue_ms = max(0.0, (out.metrics.scheduled_ts - out.metrics.queued_ts) * 1000.0)

@@ -8,6 +8,7 @@ from services.router.backends import Backend, BackendPool, BackendSpec
 from services.router.servicer import RouterServicer, add_to_server
 from services.router.settings import RouterSettings
 from switchyard.engine.servicer import SERVICE_NAMES
+from switchyard.runtime import tracing
 from switchyard.runtime.logs import configure_logging
 from switchyard.runtime.loop import run
 from switchyard.runtime.server import GrpcService
@@ -17,6 +18,7 @@ from switchyard.v1 import control_pb2
 
 
 async def serve(settings: RouterSettings) -> None:
+    tracing.setup("switchyard-router", settings.otlp_traces_endpoint)  # before any server or channel
     service = GrpcService(settings, "router")
     specs = [BackendSpec.parse(entry) for entry in settings.backends]
     servicer: RouterServicer | None = None

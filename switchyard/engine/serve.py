@@ -15,6 +15,7 @@ from switchyard.engine.host import ModelHost
 from switchyard.engine.protocol import EngineAdapter
 from switchyard.engine.servicer import SERVICE_NAMES, EngineServicer
 from switchyard.errors import EngineError
+from switchyard.runtime import tracing
 from switchyard.runtime.server import GrpcService
 from switchyard.runtime.settings import EngineSettings
 from switchyard.v1 import control_pb2, control_pb2_grpc, inference_pb2_grpc
@@ -49,6 +50,7 @@ async def run_engine_service(
     name: str,
     load_at_start: control_pb2.LoadModelRequest | None = None,
 ) -> None:
+    tracing.setup(f"switchyard-{name}", settings.otlp_traces_endpoint)  # before the server is made
     service = GrpcService(settings, name)
     host = ModelHost(adapter, settings)
     servicer = EngineServicer(host)

@@ -31,6 +31,9 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = Field("text", description="json for structured logs")
     shutdown_grace_s: float = Field(10.0, ge=0, description="on SIGTERM, how long in-flight streams may finish")
+    otlp_traces_endpoint: str | None = Field(
+        None, description="OTLP/gRPC collector for traces, e.g. http://otel:4317 (the tracing extra; unset: off)"
+    )
     service_token_file: Path | None = Field(
         None, description="file with the token our services present to each other (unset: gRPC calls need none)"
     )
