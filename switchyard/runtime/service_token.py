@@ -28,7 +28,10 @@ def read_token(path: Path | None) -> str | None:
     """The token in ``path`` (one line of printable ASCII), or None when unset."""
     if path is None:
         return None
-    token = path.read_text(encoding="utf-8", errors="replace").strip()
+    try:
+        token = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError as exc:
+        raise SystemExit(f"cannot read the service token: {exc}") from None
     if not token or not (token.isascii() and token.isprintable()):
         raise SystemExit(f"{path}: a service token is one line of printable ASCII")
     return token
