@@ -41,6 +41,7 @@ def replica_json(status: control_pb2.EngineStatus) -> dict[str, Any]:
         "max_models": status.max_models,
         "autoload": status.autoload,
         "max_in_flight": status.max_in_flight or None,
+        "service_restarts": status.service_restarts,
         "device": status.device or None,
         "max_model_len": status.max_model_len or None,
     }

@@ -70,6 +70,7 @@ class PartFailed(Exception):
 
 RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)  # before each restart of a part dying again and again
 FAILURE_WINDOW_S = 300.0  # deaths further apart than this do not add up
+RESTARTS_ENV = "SWITCHYARD_SERVICE_RESTARTS"  # the setting service_restarts of the part
 
 
 class Supervisor:
@@ -100,10 +101,11 @@ class Supervisor:
         self._watchers.append(asyncio.create_task(self._watch(part), name=f"watch {part.name}"))
         await self._until_ready(part)
 
-    async def _spawn(self, part: Part) -> None:
+    async def _spawn(self, part: Part, restarts: int = 0) -> None:
         logger.info("starting %s", part.name)
         part.proc = await asyncio.create_subprocess_exec(
             *tied_to_parent(part.argv, signal.SIGTERM),  # a killed supervisor still stops its parts
+            env={**os.environ, RESTARTS_ENV: str(restarts)},  # an engine shows it in its status
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -150,7 +152,7 @@ class Supervisor:
             if self.stopping.is_set():
                 return
             try:
-                await self._spawn(part)
+                await self._spawn(part, self.restarts.get(part.name, 0) + 1)
                 await self._until_ready(part)
             except (PartFailed, TimeoutError, OSError) as exc:
                 logger.error("%s did not come back: %s", part.name, exc or "not ready in time")

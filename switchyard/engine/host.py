@@ -105,6 +105,7 @@ class ModelHost:
             max_models=self.settings.max_models,
             autoload=self.settings.autoload,
             max_in_flight=self.settings.max_in_flight,
+            service_restarts=self.settings.service_restarts,
             autopull=self.settings.autoload and self.settings.autopull,
             process_alive=any(m.process_alive for m in models),
             pulls=self.pulls.progress(),

@@ -31,6 +31,7 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = Field("text", description="json for structured logs")
     shutdown_grace_s: float = Field(10.0, ge=0, description="on SIGTERM, how long in-flight streams may finish")
+    service_restarts: int = Field(0, ge=0, description="times a supervisor restarted this service (set by up)")
     otlp_traces_endpoint: str | None = Field(
         None, description="OTLP/gRPC collector for traces, e.g. http://otel:4317 (the tracing extra; unset: off)"
     )

@@ -560,6 +560,7 @@ class EngineStatus(_message.Message):
     PULLS_FIELD_NUMBER: _builtins.int
     AUTOPULL_FIELD_NUMBER: _builtins.int
     MAX_IN_FLIGHT_FIELD_NUMBER: _builtins.int
+    SERVICE_RESTARTS_FIELD_NUMBER: _builtins.int
     engine: _common_pb2.Engine.ValueType
     """Which engine."""
     state: Global___ModelState.ValueType
@@ -600,6 +601,8 @@ class EngineStatus(_message.Message):
     """Requests one model may have running or waiting; more get RESOURCE_EXHAUSTED (reason
     QUEUE_FULL, trailing metadata retry-after in seconds). 0: no bound.
     """
+    service_restarts: _builtins.int
+    """How many times the supervisor (switchyard up) restarted this engine service after it died."""
     @_builtins.property
     def load(self) -> Global___Load:
         """How busy it is, over all its models."""
@@ -639,10 +642,11 @@ class EngineStatus(_message.Message):
         pulls: _abc.Iterable[Global___PullProgress] | None = ...,
         autopull: _builtins.bool = ...,
         max_in_flight: _builtins.int = ...,
+        service_restarts: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["load", b"load", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["autoload", b"autoload", "autopull", b"autopull", "backend", b"backend", "device", b"device", "engine", b"engine", "engine_version", b"engine_version", "error", b"error", "load", b"load", "load_message", b"load_message", "load_progress", b"load_progress", "max_in_flight", b"max_in_flight", "max_model_len", b"max_model_len", "max_models", b"max_models", "model", b"model", "model_path", b"model_path", "models", b"models", "process_alive", b"process_alive", "pulls", b"pulls", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["autoload", b"autoload", "autopull", b"autopull", "backend", b"backend", "device", b"device", "engine", b"engine", "engine_version", b"engine_version", "error", b"error", "load", b"load", "load_message", b"load_message", "load_progress", b"load_progress", "max_in_flight", b"max_in_flight", "max_model_len", b"max_model_len", "max_models", b"max_models", "model", b"model", "model_path", b"model_path", "models", b"models", "process_alive", b"process_alive", "pulls", b"pulls", "service_restarts", b"service_restarts", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

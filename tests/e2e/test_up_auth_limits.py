@@ -65,6 +65,8 @@ def test_switchyard_up_with_api_keys_serves_heals_and_stops_everything_on_ctrl_c
         wait_until(answered, 120, "the restarted engine service to answer")
         print(f"switchyard up: engine_llamacpp served again {time.monotonic() - killed:.1f}s after kill -9")
         assert b"engine_llamacpp restarted" in log_path.read_bytes()
+        status = httpx.get(f"http://127.0.0.1:{port}/v1/status", headers={"Authorization": "Bearer user-key"})
+        assert status.json()["llamacpp"]["replicas"][0]["service_restarts"] == 1
 
         parts = supervisor.children(recursive=True)
         assert len(parts) >= 4  # engine, llama-server, router, gateway
