@@ -25,10 +25,9 @@ logger = logging.getLogger(__name__)
 QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})  # probes and scrapes: not worth a line each
 
 
-class RequestIdHeader:
-    """Binds the request's id for everything that serves it (log lines, the response id, the
-    gRPC request id) and returns it in ``X-Request-ID``. A malformed id gets a 400 (under a
-    new id), never a header or a log line the client shaped."""
+class HttpMiddleware:
+    """Passes anything but an HTTP request (lifespan, websockets) straight on; subclasses
+    handle HTTP requests in ``http``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -37,17 +36,34 @@ class RequestIdHeader:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((v for k, v in scope.get("headers", []) if k == request_id.HEADER.encode()), None)
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The value of the request header ``name`` (lower case), if sent."""
+    return next((value for key, value in scope.get("headers", []) if key == name), None)
+
+
+class RequestIdHeader(HttpMiddleware):
+    """Binds the request's id for everything that serves it (log lines, the response id, the
+    gRPC request id) and returns it in ``X-Request-ID``. A malformed id gets a 400 (under a
+    new id), never a header or a log line the client shaped."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        given = header(scope, request_id.HEADER.encode())
         rid = request_id.new_request_id()
         valid = given is None or request_id.is_valid(given.decode("latin-1"))
         if given is not None and valid:
             rid = given.decode("latin-1")
         request_id.bind(rid)
-        header = (request_id.HEADER.encode(), rid.encode())
+        returned = (request_id.HEADER.encode(), rid.encode())
 
         async def tagged_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]
+                message["headers"] = [*message.get("headers", []), returned]
             await send(message)
 
         if valid:
@@ -65,20 +81,16 @@ async def send_error(send: Send, status: int, message: str, extra: tuple[tuple[b
     await send({"type": "http.response.body", "body": body})
 
 
-class RequestSizeLimit:
+class RequestSizeLimit(HttpMiddleware):
     """Reads the body first (at most ``max_bytes``, declared or chunked), then hands the app a
     receive that replays it and afterwards passes on what the client sends (a disconnect)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers", []))
-        declared = headers.get(b"content-length", b"").decode() or "0"
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        declared = (header(scope, b"content-length") or b"").decode() or "0"
         if declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(send)
             return
@@ -110,7 +122,7 @@ class RequestSizeLimit:
         await send_error(send, 413, f"request body larger than {self.max_bytes} bytes")
 
 
-class ConcurrencyPerKey:
+class ConcurrencyPerKey(HttpMiddleware):
     """At most ``limit`` requests at once per API key (the bearer token as sent; with no keys
     configured every client shares one budget); one more gets 429 with Retry-After before any
     work is done. Only keys with requests in flight are held, so the table stays bounded."""
@@ -118,15 +130,15 @@ class ConcurrencyPerKey:
     RETRY_AFTER_S = 1
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.limit = limit
         self.in_flight: dict[bytes, int] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.limit or scope["path"] in QUIET_PATHS:
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.limit or scope["path"] in QUIET_PATHS:
             await self.app(scope, receive, send)
             return
-        key = next((v for k, v in scope.get("headers", []) if k == b"authorization"), b"")
+        key = header(scope, b"authorization") or b""
         count = self.in_flight.get(key, 0)
         if count >= self.limit:
             message = f"at most {self.limit} requests at once per API key (max_concurrent_per_key); retry"
@@ -143,14 +155,8 @@ class ConcurrencyPerKey:
                 del self.in_flight[key]
 
 
-class RequestRecorder:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class RequestRecorder(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         status = 500
         started = time.perf_counter()
 

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from gateway.auth import require_key_unless_open
 from gateway.connection import Router, router_of, settings_of
-from gateway.errors import error_body
+from gateway.errors import ApiError, json_error
 from gateway.settings import GatewaySettings
 from switchyard.v1 import control_pb2
 
@@ -52,4 +52,4 @@ async def ready(
 
 
 def _not_ready(why: str) -> JSONResponse:
-    return JSONResponse(error_body(503, f"not ready: {why}"), status_code=503)
+    return json_error(ApiError(503, f"not ready: {why}"))

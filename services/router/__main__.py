@@ -12,7 +12,6 @@ from switchyard.runtime import tracing
 from switchyard.runtime.logs import configure_logging
 from switchyard.runtime.loop import run
 from switchyard.runtime.server import GrpcService
-from switchyard.runtime.service_token import read_token
 from switchyard.runtime.settings import parse_settings
 from switchyard.v1 import control_pb2
 
@@ -32,8 +31,7 @@ async def serve(settings: RouterSettings) -> None:
         health_updates.add(task)
         task.add_done_callback(health_updates.discard)
 
-    token = read_token(settings.service_token_file)
-    pool = BackendPool(specs, settings.resolve_interval_s, settings.retry_backoff_max_s, on_change, token=token)
+    pool = BackendPool(specs, settings.resolve_interval_s, settings.retry_backoff_max_s, on_change, token=service.token)
     servicer = RouterServicer(pool)
     add_to_server(servicer, service.server)
     service.add_services(SERVICE_NAMES)

@@ -112,8 +112,8 @@ class GrpcService:
     def __init__(self, settings: ServiceSettings, name: str) -> None:
         self.settings = settings
         self.name = name
-        token = read_token(settings.service_token_file)
-        checks: list[grpc.aio.ServerInterceptor] = [RequireServiceToken(token)] if token else []
+        self.token = read_token(settings.service_token_file)  # also what a router sends its engines
+        checks: list[grpc.aio.ServerInterceptor] = [RequireServiceToken(self.token)] if self.token else []
         self.server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[*checks, MalformedRequests()])
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
