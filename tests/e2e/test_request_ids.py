@@ -1,5 +1,5 @@
 """One request id through the real stack: the client's X-Request-ID on the gateway's, the
-router's and the engine's log lines, for each engine."""
+router's and the engine's log lines, for each engine; and readiness on the real stack."""
 
 from __future__ import annotations
 
@@ -30,3 +30,10 @@ def test_one_request_id_in_every_services_log(stack: Stack, engine: str) -> None
     wait_until(lambda: tagged(stack.engines[engine].log_path, "generate done"), 30, "the engine's line")
     wait_until(lambda: tagged(stack.router.log_path, "generate on"), 30, "the router's line")
     wait_until(lambda: tagged(stack.gateway.log_path, "POST /v1/completions 200"), 30, "the gateway's line")
+
+
+def test_the_real_stack_is_ready_with_its_loaded_models(stack: Stack) -> None:
+    """/ready on the real engines: the router answers and lists what each engine loaded."""
+    answer = httpx.get(f"{stack.url}/ready", timeout=10)
+    assert answer.status_code == 200
+    assert {SERVED[e.name] for e in E2E_ENGINES} <= set(answer.json()["models"])
