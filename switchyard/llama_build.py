@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import os
 import shutil
+import ssl
 import subprocess
-import sys
 import tarfile
 import tempfile
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -47,8 +50,14 @@ def cuda_available() -> bool:
     return shutil.which("nvcc") is not None and shutil.which("nvidia-smi") is not None
 
 
-def cmake_flags(cuda: bool) -> tuple[str, ...]:
-    return BASE_FLAGS + (("-DGGML_CUDA=ON",) if cuda else ())
+# For an image that runs on other machines than the one building it: no -march=native, but the
+# x86-64-v3 level (AVX2, FMA, F16C) that every x86 host of this project has (ignored elsewhere).
+PORTABLE_FLAGS = ("-DGGML_NATIVE=OFF", "-DGGML_AVX=ON", "-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON")
+
+
+def cmake_flags(cuda: bool, portable: bool = False) -> tuple[str, ...]:
+    flags = tuple(f for f in BASE_FLAGS if not (portable and f.startswith("-DGGML_NATIVE=")))
+    return flags + (PORTABLE_FLAGS if portable else ()) + (("-DGGML_CUDA=ON",) if cuda else ())
 
 
 def cache_root() -> Path:
@@ -69,27 +78,38 @@ def _run(cmd: list[str], cwd: Path | None = None) -> None:
 
 
 def _fetch_sources(workdir: Path) -> Path:
-    """Download the pinned sdist from the package registry and unpack its llama.cpp tree."""
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}",
-            "-d",
-            str(workdir),
-        ]
-    )
-    sdist = next(workdir.glob("llama_cpp_python-*.tar.gz"))
+    """Download the pinned sdist from the package index, check its hash, unpack its llama.cpp tree.
+
+    Not ``pip download``: preparing an sdist's metadata under ``--no-binary :all:`` builds every
+    build dependency from source, CMake included. The index's JSON API (PEP 691) gives the file's
+    URL and sha256; ``PIP_INDEX_URL`` and ``PIP_CERT`` are honoured as pip would.
+    """
+    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/") + "/llama-cpp-python/"
+    cafile = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE") or None
+    context = ssl.create_default_context(cafile=cafile)
+    sdist_name = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"
+    listing = urllib.request.Request(index, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    logger.info("+ fetch %s from %s", sdist_name, index)
+    with urllib.request.urlopen(listing, context=context, timeout=60) as answer:
+        entry = next(f for f in json.load(answer)["files"] if f["filename"] == sdist_name)
+    sdist = workdir / sdist_name
+    digest = hashlib.sha256()
+    url = urllib.parse.urljoin(index, entry["url"])
+    with urllib.request.urlopen(url, context=context, timeout=60) as answer, sdist.open("wb") as out:
+        while chunk := answer.read(1 << 20):
+            digest.update(chunk)
+            out.write(chunk)
+    if digest.hexdigest() != entry["hashes"]["sha256"]:
+        raise RuntimeError(f"{sdist_name}: sha256 {digest.hexdigest()} is not the index's {entry['hashes']['sha256']}")
     prefix = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp/"
     with tarfile.open(sdist) as tar:
         members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
-        tar.extractall(workdir, members=members, filter="data")
+        # The "data" filter (no links out, no devices) where this Python has it (3.11.4+); the
+        # archive's hash was checked above either way.
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(workdir, members=members, filter="data")
+        else:
+            tar.extractall(workdir, members=members)
     return workdir / prefix
 
 
@@ -139,9 +159,15 @@ def binary_version(binary: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.parse_args()
+    parser.add_argument("--out", type=Path, help="build into this folder (bin/llama-server) instead of the cache")
+    parser.add_argument("--portable", action="store_true", help="no -march=native: for images run elsewhere")
+    args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    print(ensure_llama_server())
+    if args.out is None:
+        print(ensure_llama_server())
+    else:
+        # The container build (deploy/docker/Dockerfile): the standard library only, no cache.
+        print(build(cmake_flags(cuda_available(), args.portable), args.out))
 
 
 if __name__ == "__main__":
