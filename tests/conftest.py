@@ -10,10 +10,18 @@ from pathlib import Path
 import pytest
 
 from switchyard.demo_model import make_demo_model
-from tests.helpers import ROOT
+from tests.helpers import REPORTS, ROOT
 
 DEMO_NAME = "switchyard-demo"
 SECOND = "switchyard-demo-b"  # a second demo model: another seed, other weights
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for title, lines in REPORTS.items():
+        if lines:
+            terminalreporter.section(title)
+            for line in lines:
+                terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -172,3 +172,12 @@ class ServiceProcess:
                 self.proc.wait()
                 raise AssertionError(f"{self.module} did not stop on SIGTERM:\n{self.log_tail()}") from None
         return self.proc.returncode
+
+
+# Figures a tier measured (fault suite, container tier), printed after the run by the
+# pytest_terminal_summary hook in tests/conftest.py, one section per title.
+REPORTS: dict[str, list[str]] = {}
+
+
+def report_section(title: str) -> list[str]:
+    return REPORTS.setdefault(title, [])

@@ -67,6 +67,7 @@ GRPC_SERVICES = ("router", "engine-vllm", "engine-llamacpp")
 COMPOSE_SETUPS = {
     "gpu": (("compose.yaml",), set(SETTINGS)),
     "cpu": (("compose.yaml", "compose.cpu.yaml"), set(SETTINGS) - {"engine-vllm"}),
+    "vllm-cpu": (("compose.yaml", "compose.vllm-cpu.yaml"), set(SETTINGS)),
 }
 OVERLAY_SERVICES = {"gpu": set(SETTINGS), "cpu": set(SETTINGS) - {"engine-vllm"}}
 
@@ -255,14 +256,13 @@ def test_hadolint(hadolint: Path) -> None:
 def test_dockerfile_base_images_are_pinned() -> None:
     args, stages = dockerfile()
     images = {name: value for name, value in args.items() if name.endswith("_IMAGE")}
-    assert set(images) == {"PYTHON_IMAGE", "LLAMACPP_IMAGE", "CUDA_IMAGE"}
+    assert set(images) == {"PYTHON_IMAGE", "VLLM_BASE_IMAGE"}
     for name, image in images.items():
         repository, _, tag = image.rpartition(":")
-        # A full version (3.11.14, 12.9.1) or a llama.cpp build number (b11146), never a moving tag.
-        assert repository and re.search(r"\d+\.\d+\.\d+|-b\d+$", tag), f"{name}={image} is not pinned"
+        # A full version (3.11.14, 12.9.1), never a moving tag.
+        assert repository and re.search(r"\d+\.\d+\.\d+", tag), f"{name}={image} is not pinned"
     assert images["PYTHON_IMAGE"].startswith("python:3.11")
-    assert "llama.cpp:server" in images["LLAMACPP_IMAGE"]
-    assert images["CUDA_IMAGE"].startswith("nvidia/cuda:")
+    assert images["VLLM_BASE_IMAGE"].startswith("nvidia/cuda:")
     for stage in stages.values():
         assert stage.base in stages or stage.base.startswith("${"), f"{stage.name} uses {stage.base} directly"
 
@@ -299,14 +299,17 @@ def test_dockerfile_target(service: str, monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_dockerfile_engines() -> None:
     _, stages = dockerfile()
+    # llama-server is built from the pinned sources in a stage of its own; only the binary is copied.
+    assert stages["llama-server"].base == "${PYTHON_IMAGE}"
+    assert any("llama_build.py --portable" in run_args for run_args in stages["llama-server"].all("RUN"))
     llamacpp = stages["engine-llamacpp"]
-    assert llamacpp.base == "${LLAMACPP_IMAGE}"
-    assert stage_env(stages, "engine-llamacpp")["SWITCHYARD_LLAMA_SERVER"] == "/app/llama-server"
-    # llama.cpp's image starts llama-server itself; the engine service must replace that.
-    assert llamacpp.all("ENTRYPOINT") == ["[]"]
+    assert llamacpp.base == "python-runtime"
+    binary = stage_env(stages, "engine-llamacpp")["SWITCHYARD_LLAMA_SERVER"]
+    assert any(c.startswith("--from=llama-server ") and c.endswith(" " + binary) for c in llamacpp.all("COPY"))
     vllm = stages["engine-vllm"]
-    assert vllm.base == "${CUDA_IMAGE}"
-    assert any("[vllm-gpu]" in run_args for run_args in vllm.all("RUN")), "engine-vllm must install the vllm-gpu extra"
+    assert vllm.base == "${VLLM_BASE_IMAGE}"
+    assert "VLLM_EXTRA=vllm-gpu" in vllm.all("ARG"), "engine-vllm must default to the vllm-gpu extra"
+    assert any("['optional-dependencies']['${VLLM_EXTRA}']" in run_args for run_args in vllm.all("RUN"))
     for service in ("router", "gateway"):
         assert stages[stages[service].base].base == "${PYTHON_IMAGE}"
     # What hadolint cannot see through /opt/venv/bin/pip, or in stages other than the last one.
@@ -336,7 +339,8 @@ def test_dockerignore_allows_only_what_the_build_needs() -> None:
                 continue
             sources = [w for w in words[:-1] if not w.startswith("--")]
             for source in sources:
-                assert source in allowed, f"COPY {source} is not in {DOCKERIGNORE.name}'s allow-list"
+                parents = {source, *(str(p) for p in Path(source).parents)}
+                assert parents & allowed, f"COPY {source} is not in {DOCKERIGNORE.name}'s allow-list"
 
 
 # --------------------------------------------------------------------------- compose
@@ -422,7 +426,10 @@ def test_compose_matches_the_code(docker_compose: Path, setup: str, monkeypatch:
         assert port == default_port(host)
         assert router["depends_on"][host]["condition"] == "service_healthy"
 
-    if "engine-vllm" in services:
+    if setup == "vllm-cpu":  # vLLM's CPU build, and no GPU asked for
+        assert services["engine-vllm"]["build"]["args"]["VLLM_EXTRA"] == "vllm-cpu"
+        assert "deploy" not in services["engine-vllm"]
+    elif "engine-vllm" in services:
         devices = services["engine-vllm"]["deploy"]["resources"]["reservations"]["devices"]
         assert any(d.get("driver") == "nvidia" and "gpu" in d.get("capabilities", []) for d in devices)
 

@@ -10,18 +10,12 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import E2E_ENGINES, Stack, start_stack, stop_stack
+from tests.helpers import report_section
 
 ENGINES = [e.name for e in E2E_ENGINES]
 DEMO = "switchyard-demo"
 ENGINE_ARGS = {"vllm": ["--default-dtype", "float32", "--cpu-kv-cache-bytes", str(96 * 1024**2)]}
-FIGURES: list[str] = []
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if FIGURES:
-        terminalreporter.section("fault suite figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)
+FIGURES = report_section("fault suite figures")
 
 
 @pytest.fixture(scope="session")
