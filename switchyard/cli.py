@@ -53,6 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     up.add_argument("--max-models", type=int, default=1, help="models each engine holds at once (LRU eviction)")
     up.add_argument("--no-autoload", action="store_true", help="do not load a requested model on demand")
+    up.add_argument(
+        "--stream-interval",
+        type=int,
+        default=1,
+        help="tokens per streamed message after the first (1: each at once; more: less CPU per token)",
+    )
     up.add_argument("--no-load", action="store_true", help="start idle; load models through the API")
     up.add_argument("--log-level", default="INFO")
     up.add_argument(
@@ -87,7 +93,8 @@ def build_parts(args: argparse.Namespace, engines: list[str]) -> list[Part]:
         port = args.llamacpp_port if engine == "llamacpp" else args.vllm_port
         address = f"127.0.0.1:{port}"
         argv = [python, "-m", f"services.engine_{engine}", "--port", str(port), "--model-roots", str(args.models)]
-        argv += ["--max-models", str(args.max_models)] + (["--no-autoload"] if args.no_autoload else [])
+        argv += ["--max-models", str(args.max_models), "--stream-interval", str(args.stream_interval)]
+        argv += ["--no-autoload"] if args.no_autoload else []
         if engine == "vllm":
             argv += ["--default-dtype", vllm_dtype(args)]
         reload = None if args.no_load else functools.partial(load_models, address, args, [engine])

@@ -107,7 +107,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
                 plan = params.tool_plan
                 if plan is not None and plan.parses_calls:  # only then: no cost per token otherwise
                     stream = shaped(stream, CallShaper(plan, info.tool_parser))
-                async for response in coalesced(stream):
+                async for response in coalesced(stream, self.host.settings.stream_interval):
                     if first and response.HasField("delta"):
                         metrics.TIME_TO_FIRST_TOKEN.labels(self.name).observe(time.monotonic() - start)
                         first = False

@@ -63,6 +63,12 @@ class EngineSettings(ServiceSettings):
     restart_backoff_s: float = Field(1.0, ge=0, description="delay before the first restart (doubles each time)")
     autopull: bool = Field(False, description="pull a hub model (ORG/REPO[:QUANT]) a request names, then load it")
     hf_token_file: Path | None = Field(None, description="file holding the hub token (default: HF_TOKEN)")
+    stream_interval: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="tokens per streamed message after the first (1: each token at once; more: less CPU per token)",
+    )
 
     @field_validator("model_roots", mode="before")
     @classmethod

@@ -76,6 +76,21 @@ def greedy_request(prompt: str, n: int) -> inference_pb2.GenerateRequest:
     )
 
 
+def tokens_per_message(service: ServiceProcess, prompt: str, n: int) -> list[int]:
+    """How many of ``n`` greedy tokens each streamed delta carried, in order."""
+    responses = service.inference.Generate(greedy_request(prompt, n), timeout=120)
+    return [len(r.delta.token_ids) for r in responses if r.HasField("delta")]
+
+
+def assert_runs_of(counts: list[int], interval: int, n: int) -> None:
+    """A stream under ``--stream-interval``: after the first message none shorter than the
+    interval but the last (the tail when the stream ends). The ids may be fewer than ``n``:
+    llama-server lists only the last token of a chunk whose text it held back (a character
+    split across tokens), and none for a last token whose text never completed."""
+    assert sum(counts) <= n and len(counts) >= 2, counts
+    assert all(count >= interval for count in counts[1:-1]), counts
+
+
 def detokenized_text(service: ServiceProcess, prompt: str, n: int) -> str:
     """The generated token ids decoded in one piece by the engine's tokenizer."""
     ids = [t for r in service.inference.Generate(greedy_request(prompt, n), timeout=120) for t in r.delta.token_ids]

@@ -17,8 +17,10 @@ import pytest
 
 from switchyard.v1 import control_pb2
 from switchyard.v1 import inference_pb2 as pb
-from tests.conformance.engines import LLAMACPP, load_request
+from tests.conformance.engines import LLAMACPP, assert_runs_of, load_request, tokens_per_message
 from tests.helpers import ServiceProcess, StatusFollower, wait_until
+
+STREAM_INTERVAL = 4
 
 
 def start(model_root: Path, log_dir: Path, *args: str) -> ServiceProcess:
@@ -41,9 +43,15 @@ def status_of(service: ServiceProcess) -> control_pb2.EngineStatus:
 
 @pytest.fixture(scope="module")
 def restarting(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    service = start(model_root, tmp_path_factory.mktemp("restarting"), "--restart-backoff-s", "1")
+    # With a stream interval: the other tests here need only the first delta or whole answers.
+    args = ["--restart-backoff-s", "1", "--stream-interval", str(STREAM_INTERVAL)]
+    service = start(model_root, tmp_path_factory.mktemp("restarting"), *args)
     yield service
     service.stop()
+
+
+def test_a_stream_interval_sends_runs_of_that_many_tokens(restarting: ServiceProcess) -> None:
+    assert_runs_of(tokens_per_message(restarting, "Once upon a time", 21), STREAM_INTERVAL, 21)
 
 
 def test_status_shows_the_binary_version(restarting: ServiceProcess) -> None:

@@ -13,11 +13,12 @@ import pytest
 
 from switchyard.v1 import control_pb2
 from switchyard.v1 import inference_pb2 as pb
-from tests.conformance.engines import VLLM, VLLM_AVAILABLE, load_request
+from tests.conformance.engines import VLLM, VLLM_AVAILABLE, assert_runs_of, load_request, tokens_per_message
 from tests.helpers import ServiceProcess, wait_until
 
 pytestmark = pytest.mark.skipif(not VLLM_AVAILABLE, reason="vLLM is not installed (make test installs it)")
 
+STREAM_INTERVAL = 4
 PROMPT = "The quick brown fox jumps over the lazy dog."
 
 
@@ -37,9 +38,9 @@ def finish(service: ServiceProcess, request: pb.GenerateRequest) -> tuple[list[i
 
 @pytest.fixture(scope="module")
 def service(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    started = ServiceProcess(
-        VLLM.module, ["--model-roots", str(model_root)], tmp_path_factory.mktemp("vllm") / "engine.log"
-    ).start()
+    # With a stream interval: the other tests here read whole answers, whatever their messages.
+    args = ["--model-roots", str(model_root), "--stream-interval", str(STREAM_INTERVAL)]
+    started = ServiceProcess(VLLM.module, args, tmp_path_factory.mktemp("vllm") / "engine.log").start()
     yield started
     started.stop()
 
@@ -62,6 +63,10 @@ def test_load_with_explicit_options(service: ServiceProcess) -> None:
     with ThreadPoolExecutor(4) as pool:
         done = list(pool.map(lambda n: finish(service, greedy(n))[1], [8, 16, 24, 32]))
     assert [d.usage.completion_tokens for d in done] == [8, 16, 24, 32]
+
+
+def test_a_stream_interval_sends_runs_of_that_many_tokens(service: ServiceProcess) -> None:
+    assert_runs_of(tokens_per_message(service, PROMPT, 21), STREAM_INTERVAL, 21)  # the model loaded above
 
 
 def test_min_tokens_holds_back_stop_token_ids(service: ServiceProcess) -> None:

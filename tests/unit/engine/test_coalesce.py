@@ -88,3 +88,35 @@ async def test_closing_early_cancels_the_read_ahead() -> None:
     assert (await anext(stream)).delta.text.startswith("x")
     await stream.aclose()
     assert closed.is_set()
+
+
+def texts(responses: list[pb.GenerateResponse]) -> list[str]:
+    return [r.delta.text if r.HasField("delta") else "<end>" for r in responses]
+
+
+async def test_a_stream_interval_holds_deltas_until_they_carry_that_many_tokens() -> None:
+    async def one_at_a_time() -> AsyncIterator[pb.GenerateResponse]:
+        for i, c in enumerate("abcdefghij"):
+            yield delta(c, i)
+            for _ in range(5):  # the sender runs between tokens: without an interval, one each
+                await asyncio.sleep(0)
+        yield FINISHED
+
+    paced = [r async for r in coalesced(one_at_a_time())]
+    assert texts(paced) == [*"abcdefghij", "<end>"]  # the pacing really lets each go alone
+    got = [r async for r in coalesced(one_at_a_time(), interval=3)]
+    assert texts(got) == ["a", "bcd", "efg", "hij", "<end>"]  # the first at once, then runs of three
+    assert [list(r.delta.token_ids) for r in got[:2]] == [[0], [1, 2, 3]]
+
+
+async def test_a_stream_interval_never_holds_a_tool_call_piece_or_the_end() -> None:
+    responses = [delta("a", 0), delta("b", 1), tool_piece('{"x": 1}'), delta("c", 2), FINISHED]
+    got = [r async for r in coalesced(all_at_once(*responses), interval=10)]
+    assert texts(got[:1]) == ["a"] or texts(got[:1]) == ["ab"]
+    assert tool_piece('{"x": 1}') in got and got[-1] == FINISHED
+    assert "".join(r.delta.text for r in got) == "abc"
+
+
+async def test_a_stream_interval_sends_a_short_tail_when_the_stream_ends() -> None:
+    got = [r async for r in coalesced(all_at_once(delta("a", 0), delta("b", 1), FINISHED), interval=64)]
+    assert "".join(r.delta.text for r in got) == "ab" and got[-1] == FINISHED
