@@ -18,6 +18,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.engine_llamacpp import convert
+from services.engine_llamacpp.http_stream import StreamingPoster
 from services.engine_llamacpp.process import ChildExited, LlamaServerProcess
 from services.engine_llamacpp.settings import LlamacppSettings
 from switchyard.engine.hub import is_later_part
@@ -91,14 +92,16 @@ class LlamaCppAdapter:
 
 
 class LlamaServerModel:
-    """One llama-server child serving one model, with its own HTTP connection pool: closing
-    the pool ends every request to it at once, queued ones included."""
+    """One llama-server child serving one model, with its own HTTP connection pool and its
+    own token-stream poster: closing both ends every request to it at once, queued ones
+    included."""
 
     def __init__(self, proc: LlamaServerProcess, settings: LlamacppSettings) -> None:
         self.proc = proc
         self.settings = settings
         self.device = "cpu"
         self._http = _http_client()
+        self._streams = StreamingPoster("127.0.0.1", proc.port)
         self._info: ModelInfo | None = None
         self._stopping = False  # stopped on purpose: open streams end ABORTED, not in error
         self._families: list[Metric] = []  # llama-server's own metrics, as last polled
@@ -151,7 +154,8 @@ class LlamaServerModel:
 
     async def stop(self) -> None:
         self._stopping = self.proc.stopping = True
-        await self._http.aclose()  # every open and queued request to the child ends now
+        self._streams.close()  # every open stream from the child ends now,
+        await self._http.aclose()  # and every other open and queued request
         await self.proc.stop(self.settings.stop_grace_s)
 
     # --- inference ------------------------------------------------------------------------
@@ -191,11 +195,11 @@ class LlamaServerModel:
         stream = convert.CompletionStream(params)
         try:
             body = convert.completion_body(params, prompt)
-            async with self._http.stream("POST", f"{self.proc.base_url}/completion", json=body) as response:
+            async with self._streams.post("/completion", body) as answer:
                 timing.started()
-                if response.status_code != 200:
-                    raise convert.error_from_response(response.status_code, await response.aread())
-                async for batch in convert.sse_batches(response.aiter_raw()):
+                if answer.status != 200:
+                    raise convert.error_from_response(answer.status, await answer.read_error_body())
+                async for batch in convert.sse_batches(answer.body_chunks()):
                     delta = stream.take(batch)
                     if stream.tokens_seen:
                         timing.token()
@@ -203,7 +207,7 @@ class LlamaServerModel:
                         yield inference_pb2.GenerateResponse(delta=delta)
                     if stream.finished is not None:
                         break
-        except (httpx.TransportError, httpx.StreamClosed, RuntimeError) as exc:
+        except (OSError, TimeoutError) as exc:  # ConnectionError (ProtocolError) is an OSError
             if not self._stopping:
                 raise self._lost(exc) from exc
             stream.finished = convert.finished_aborted(stream.last)  # the model is being stopped
