@@ -19,11 +19,11 @@ class Router:
         self.control: control_pb2_grpc.ControlAsyncStub = control_pb2_grpc.ControlStub(self.channel)
 
 
-def router_of(request: Request) -> Router:
+async def router_of(request: Request) -> Router:
     router: Router = request.app.state.router
     return router
 
 
-def settings_of(request: Request) -> GatewaySettings:
+async def settings_of(request: Request) -> GatewaySettings:
     settings: GatewaySettings = request.app.state.settings
     return settings

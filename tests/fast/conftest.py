@@ -91,7 +91,8 @@ async def fast_stack(
     router_server, router_address = await grpc_server(servicer)
     await pool.start()
     port = free_port()
-    app = create_app(GatewaySettings(router=router_address, stream_keepalive_s=0.05, **gateway))  # type: ignore[arg-type]
+    gateway = {"stream_keepalive_s": 0.05, **gateway}  # keep-alive tests need not wait; others may set more
+    app = create_app(GatewaySettings(router=router_address, **gateway))  # type: ignore[arg-type]
     app.state.router = Router(router_address)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
     serving = asyncio.create_task(server.serve())

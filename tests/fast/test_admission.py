@@ -31,7 +31,8 @@ def in_flight(stack: FastStack) -> int:
 
 async def test_a_full_model_answers_429_with_retry_after_and_loses_nothing(fake_root: Path) -> None:
     async with (
-        fast_stack(fake_root, kinds=(LLAMA,)) as stack,
+        # A refusal is a plain 429 only if it comes before the stream would start with keep-alives.
+        fast_stack(fake_root, kinds=(LLAMA,), stream_keepalive_s=30) as stack,
         httpx.AsyncClient(base_url=stack.url, timeout=60) as client,
     ):
         engine = stack.engine(LLAMA)
