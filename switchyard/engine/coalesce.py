@@ -43,16 +43,14 @@ def _tokens(response: inference_pb2.GenerateResponse) -> int:
     return len(response.delta.token_ids) or 1  # a delta without ids still stands for one piece
 
 
-def _held(waiting: deque[inference_pb2.GenerateResponse], interval: int) -> bool:
-    """Whether what is waiting may wait for more: plain deltas only, fewer tokens than ``interval``."""
+def _count(waiting: deque[inference_pb2.GenerateResponse]) -> tuple[int, bool]:
+    """Tokens of the plain deltas waiting, and whether something that cannot be held waits."""
     count = 0
     for response in waiting:
         if not _mergeable(response):
-            return False
+            return count, True
         count += _tokens(response)
-        if count >= interval:
-            return False
-    return True
+    return count, False
 
 
 def _take(waiting: deque[inference_pb2.GenerateResponse]) -> inference_pb2.GenerateResponse:
@@ -78,29 +76,41 @@ async def coalesced(
     waiting: deque[inference_pb2.GenerateResponse] = deque()
     ready = asyncio.Event()
     ended = False
+    first_delta_sent = False
+    # What waits, kept as it grows rather than counted per token: its plain deltas' tokens,
+    # and whether something that cannot be held (a tool call piece, the end) is among it.
+    held_tokens, blocked = 0, False
 
     async def read_ahead() -> None:
-        nonlocal ended
+        nonlocal ended, held_tokens, blocked
         try:
             async for response in stream:
                 waiting.append(response)
+                if interval > 1 and first_delta_sent:
+                    if _mergeable(response):
+                        held_tokens += _tokens(response)
+                    else:
+                        blocked = True
+                    if not blocked and held_tokens < interval:
+                        continue  # held anyway: do not wake the sender (a task switch per token)
                 ready.set()
         finally:
             ended = True
             ready.set()
 
     reader = asyncio.create_task(read_ahead())
-    first_delta_sent = False
     try:
         while True:
             await ready.wait()
-            if not waiting or (interval > 1 and first_delta_sent and not ended and _held(waiting, interval)):
+            holding = interval > 1 and first_delta_sent and not blocked and held_tokens < interval
+            if not waiting or (holding and not ended):
                 if ended:
                     break
                 ready.clear()
                 continue
             response = _take(waiting)
             first_delta_sent = first_delta_sent or response.HasField("delta")
+            held_tokens, blocked = _count(waiting) if waiting else (0, False)
             yield response
         await reader  # the reader's exception, if it ended in one
     finally:
