@@ -19,7 +19,6 @@ from typing import Any
 import numpy
 import orjson
 
-from switchyard.engine.coalesce import merge_deltas
 from switchyard.engine.params import MIN_LOGPROB, GenerationParams
 from switchyard.errors import EngineError, InvalidArgument, ResourceExhausted, Unavailable
 from switchyard.v1 import control_pb2, inference_pb2
@@ -254,11 +253,8 @@ def _event(line: bytes) -> dict[str, Any] | None:
 
 
 async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[dict[str, Any]]]:
-    """The ``data:`` events of an SSE byte stream, grouped by network read.
-
-    Everything that arrived together is handled together, so when llama-server produces tokens
-    faster than they are forwarded, several become one Delta instead of a backlog of messages.
-    """
+    """The ``data:`` events of an SSE byte stream, grouped by network read (the engine
+    service merges what piles up into one message, so a backlog costs no extra messages)."""
     buffer = b""
     async for chunk in chunks:
         *lines, buffer = (buffer + chunk).split(b"\n")
@@ -295,7 +291,9 @@ class CompletionStream:
         self.finished: inference_pb2.Finished | None = None
         self.tokens_seen = False
 
-    def take(self, events: list[dict[str, Any]]) -> inference_pb2.Delta | None:
+    def take(self, events: list[dict[str, Any]]) -> list[inference_pb2.Delta]:
+        """One delta per token event (the engine service merges them into messages, and counts
+        them against a stream interval); sets ``finished`` at the end."""
         deltas = []
         for event in events:
             if "error" in event:
@@ -313,4 +311,4 @@ class CompletionStream:
             if hit is not None:  # llama-server has no stop-token-id field: we end the stream
                 self.finished = finished_at_stop_token(event, hit)
                 break
-        return merge_deltas(deltas) if deltas else None
+        return deltas

@@ -200,10 +200,10 @@ class LlamaServerModel:
                 if answer.status != 200:
                     raise convert.error_from_response(answer.status, await answer.read_error_body())
                 async for batch in convert.sse_batches(answer.body_chunks()):
-                    delta = stream.take(batch)
+                    deltas = stream.take(batch)
                     if stream.tokens_seen:
                         timing.token()
-                    if delta is not None:
+                    for delta in deltas:
                         yield inference_pb2.GenerateResponse(delta=delta)
                     if stream.finished is not None:
                         break

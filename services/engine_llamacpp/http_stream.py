@@ -20,6 +20,7 @@ import orjson
 MAX_HEAD = 64 * 1024  # status line and headers
 MAX_ERROR_BODY = 1024 * 1024  # a non-200 answer is read this far, then cut
 READ_SIZE = 64 * 1024
+HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 
 class ProtocolError(ConnectionError):
@@ -60,10 +61,9 @@ class ChunkedDecoder:
                     raise ProtocolError("chunk size line too long")
                 break
             size_field = self._buffer[:end].split(b";", 1)[0].strip()
-            try:
-                size = int(size_field, 16)
-            except ValueError:
-                raise ProtocolError(f"bad chunk size {size_field[:32]!r}") from None
+            if not size_field or len(size_field) > 16 or size_field.strip(HEX_DIGITS):
+                raise ProtocolError(f"bad chunk size {size_field[:32]!r}")  # int() would take -1, 0x1, 1_0
+            size = int(size_field, 16)
             self._buffer = self._buffer[end + 2 :]
             if size == 0:
                 self.done = True  # trailers, if any, are not read: the connection closes
@@ -151,6 +151,9 @@ class StreamingPoster:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(self.host, self.port, limit=MAX_HEAD), self.connect_timeout_s
         )
+        if self._closed:  # closed while connecting: this call is cut too
+            writer.transport.abort()
+            raise ConnectionError("the poster was closed")
         self._open.add(writer)
         try:
             writer.write(
@@ -169,11 +172,13 @@ class StreamingPoster:
             yield StreamAnswer(status, headers, reader)
         finally:
             self._open.discard(writer)
-            writer.close()
+            # Abort, not close: close waits to send what is buffered (a long prompt the child
+            # has not read yet) before the connection ends, and a pending read with it.
+            writer.transport.abort()
 
     def close(self) -> None:
-        """Cut every open call: their reads see the connection end."""
+        """Cut every open call: their reads see the connection end at once."""
         self._closed = True
         for writer in list(self._open):
-            writer.close()
+            writer.transport.abort()
         self._open.clear()

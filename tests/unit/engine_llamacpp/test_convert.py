@@ -173,14 +173,15 @@ async def test_sse_batches_group_by_read_and_skip_pings() -> None:
     assert batches == [[{"content": "a"}], [{"content": "b"}], [{"stop": True}]]
 
 
-def test_a_batch_becomes_one_delta_and_stops_at_a_stop_token() -> None:
+def test_a_batch_gives_a_delta_per_token_and_stops_at_a_stop_token() -> None:
     stream = convert.CompletionStream(GenerationParams(request_id="r", return_token_ids=True, stop_token_ids=[9]))
-    delta = stream.take([{"content": "a", "tokens": [1]}, {"content": "b", "tokens": [2]}])
-    assert delta == inference_pb2.Delta(text="ab", token_ids=[1, 2]) and stream.finished is None
-    delta = stream.take(
+    deltas = stream.take([{"content": "a", "tokens": [1]}, {"content": "b", "tokens": [2]}])
+    assert deltas == [inference_pb2.Delta(text="a", token_ids=[1]), inference_pb2.Delta(text="b", token_ids=[2])]
+    assert stream.finished is None
+    deltas = stream.take(
         [{"content": "c", "tokens": [9], "tokens_predicted": 3, "tokens_evaluated": 4}, {"content": "x"}]
     )
-    assert delta is not None and delta.text == "c"
+    assert [d.text for d in deltas] == ["c"]
     assert stream.finished is not None and stream.finished.stop_token_id == 9
     assert stream.finished.usage.completion_tokens == 3
 

@@ -27,7 +27,7 @@ def test_a_chunked_body_decodes_however_it_is_cut(step: int) -> None:
     assert out == b"data: {}\n\n" + b"x" * 300 + b"data: end\n\n" and decoder.done
 
 
-@pytest.mark.parametrize("bad", [b"zz\r\nab\r\n", b"2\r\nabXY", b"f" * 2000])
+@pytest.mark.parametrize("bad", [b"zz\r\nab\r\n", b"2\r\nabXY", b"f" * 2000, b"-1\r\n", b"0x2\r\nab\r\n"])
 def test_a_broken_chunked_body_is_a_protocol_error(bad: bytes) -> None:
     with pytest.raises(ProtocolError):
         ChunkedDecoder().feed(bad)
@@ -115,3 +115,41 @@ async def test_close_ends_every_open_stream_and_refuses_new_ones() -> None:
         hold.set()
         with pytest.raises(ConnectionError):
             await read_all(poster)
+
+
+async def test_close_cuts_a_stream_whose_request_the_server_never_read() -> None:
+    """A long prompt still in our send buffer must not keep the connection (and the read) alive."""
+    stop = asyncio.Event()
+
+    async def never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await stop.wait()
+        writer.close()
+
+    server = await asyncio.start_server(never_reads, "127.0.0.1", 0)
+    poster = StreamingPoster("127.0.0.1", server.sockets[0].getsockname()[1])
+    async with server:
+        task = asyncio.create_task(read_all_prompt(poster, "x" * (32 * 1024 * 1024)))
+        await until(lambda: poster._open, "the connection to open")
+        poster.close()
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(task, 10)
+        stop.set()
+
+
+async def test_close_while_connecting_cuts_that_call_too() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(b"data: 1\n\n"))
+
+    server, port = await serve(script)
+    poster = StreamingPoster("127.0.0.1", port)
+    async with server:
+        task = asyncio.create_task(read_all(poster))
+        await asyncio.sleep(0)  # the call has started connecting
+        poster.close()
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(task, 10)
+
+
+async def read_all_prompt(poster: StreamingPoster, prompt: str) -> bytes:
+    async with poster.post("/completion", {"prompt": prompt}) as answer:
+        return b"".join([piece async for piece in answer.body_chunks()])
