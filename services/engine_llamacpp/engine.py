@@ -101,7 +101,7 @@ class LlamaServerModel:
         self.settings = settings
         self.device = "cpu"
         self._http = _http_client()
-        self._streams = StreamingPoster("127.0.0.1", proc.port)
+        self._streams = StreamingPoster(proc.host, proc.port)
         self._info: ModelInfo | None = None
         self._stopping = False  # stopped on purpose: open streams end ABORTED, not in error
         self._families: list[Metric] = []  # llama-server's own metrics, as last polled
@@ -207,7 +207,7 @@ class LlamaServerModel:
                         yield inference_pb2.GenerateResponse(delta=delta)
                     if stream.finished is not None:
                         break
-        except (OSError, TimeoutError) as exc:  # ConnectionError (ProtocolError) is an OSError
+        except OSError as exc:  # ConnectionError (ProtocolError) and the connect's TimeoutError too
             if not self._stopping:
                 raise self._lost(exc) from exc
             stream.finished = convert.finished_aborted(stream.last)  # the model is being stopped

@@ -36,9 +36,10 @@ class LlamaServerProcess:
     def __init__(self, binary: Path, args: Sequence[str], on_log: Callable[[str], None] | None = None) -> None:
         self.binary = binary
         self.on_log = on_log
+        self.host = "127.0.0.1"  # loopback only: the engine service is its one client
         self.port = free_port()
-        self.args = [*args, "--host", "127.0.0.1", "--port", str(self.port)]
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.args = [*args, "--host", self.host, "--port", str(self.port)]
+        self.base_url = f"http://{self.host}:{self.port}"
         self.log_tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         self._proc: asyncio.subprocess.Process | None = None
         self._log_task: asyncio.Task[None] | None = None

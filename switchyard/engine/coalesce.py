@@ -81,6 +81,10 @@ async def coalesced(
     # and whether something that cannot be held (a tool call piece, the end) is among it.
     held_tokens, blocked = 0, False
 
+    def holding() -> bool:
+        """Whether what waits may wait for more (only ever after the first delta went out)."""
+        return interval > 1 and first_delta_sent and not blocked and held_tokens < interval
+
     async def read_ahead() -> None:
         nonlocal ended, held_tokens, blocked
         try:
@@ -91,7 +95,7 @@ async def coalesced(
                         held_tokens += _tokens(response)
                     else:
                         blocked = True
-                    if not blocked and held_tokens < interval:
+                    if holding():
                         continue  # held anyway: do not wake the sender (a task switch per token)
                 ready.set()
         finally:
@@ -102,15 +106,14 @@ async def coalesced(
     try:
         while True:
             await ready.wait()
-            holding = interval > 1 and first_delta_sent and not blocked and held_tokens < interval
-            if not waiting or (holding and not ended):
+            if not waiting or (holding() and not ended):
                 if ended:
                     break
                 ready.clear()
                 continue
             response = _take(waiting)
             first_delta_sent = first_delta_sent or response.HasField("delta")
-            held_tokens, blocked = _count(waiting) if waiting else (0, False)
+            held_tokens, blocked = _count(waiting)  # what is left: usually nothing
             yield response
         await reader  # the reader's exception, if it ended in one
     finally:
