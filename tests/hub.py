@@ -72,6 +72,11 @@ class HubRepo:
     token: str | None = None  # the one token that opens a gated repository (None: nothing does)
     # Sizes the listing reports instead of the real ones (a file too big for the disk, say).
     listed_sizes: dict[str, int] = field(default_factory=dict)
+    # A hostile hub: the commit id its API claims instead of ``sha`` (any text), the LFS sha256 it claims per
+    # file, and files whose download answers a redirect to this location instead of the content.
+    listed_sha: str = ""
+    listed_lfs_sha256: dict[str, str] = field(default_factory=dict)
+    redirects: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.sha:
@@ -79,6 +84,7 @@ class HubRepo:
             self.sha = hashlib.sha1(listing.encode()).hexdigest()
         if not _SHA_RE.fullmatch(self.sha):
             raise ValueError(f"a commit sha is 40 lowercase hex digits, not {self.sha!r}")
+        self.listed_sha = self.listed_sha or self.sha
 
 
 @dataclass(frozen=True)
@@ -93,11 +99,12 @@ class _Blob:
     listed_size: int  # what the listing says; the content's length unless a test says otherwise
 
     @classmethod
-    def of(cls, name: str, content: bytes, listed_size: int | None = None) -> _Blob:
+    def of(cls, name: str, content: bytes, listed_size: int | None = None, listed_sha256: str | None = None) -> _Blob:
         size = len(content) if listed_size is None else listed_size
         if is_lfs(name, content):
             pointer = lfs_pointer(content)
-            return cls(name, content, git_blob_sha(pointer), hashlib.sha256(content).hexdigest(), len(pointer), size)
+            sha256 = listed_sha256 or hashlib.sha256(content).hexdigest()
+            return cls(name, content, git_blob_sha(pointer), sha256, len(pointer), size)
         return cls(name, content, git_blob_sha(content), None, None, size)
 
     @property
@@ -228,7 +235,10 @@ class LocalHub:
 
     def publish(self, repo_id: str, repo: HubRepo) -> None:
         """Add a repository, or replace it (a new commit), while the hub runs or before."""
-        blobs = {name: _Blob.of(name, data, repo.listed_sizes.get(name)) for name, data in repo.files.items()}
+        blobs = {
+            name: _Blob.of(name, data, repo.listed_sizes.get(name), repo.listed_lfs_sha256.get(name))
+            for name, data in repo.files.items()
+        }
         with self._lock:
             self._repos[repo_id] = _Published(repo, blobs)
 
@@ -289,7 +299,7 @@ class LocalHub:
 
     @staticmethod
     def _check_revision(published: _Published, revision: str) -> None:
-        if revision not in ("main", published.repo.sha):
+        if revision not in ("main", published.repo.sha, published.repo.listed_sha):
             raise _HubError(HTTPStatus.NOT_FOUND, "RevisionNotFound", f"Invalid rev id: {revision}")
 
     def _api(self, segments: list[str], query: Mapping[str, str]) -> _Reply:
@@ -310,7 +320,7 @@ class LocalHub:
                 "id": repo_id,
                 "modelId": repo_id,
                 "author": namespace or None,
-                "sha": repo.sha,
+                "sha": repo.listed_sha,
                 "lastModified": _COMMIT_DATE,
                 "createdAt": _COMMIT_DATE,
                 "private": False,
@@ -372,6 +382,8 @@ class LocalHub:
                     f" https://huggingface.co/{repo_id} to ask for access.",
                 )
         blob = published.blobs.get(filename)
+        if filename in repo.redirects:
+            return _Reply(HTTPStatus.FOUND, {"Location": repo.redirects[filename], "X-Repo-Commit": repo.listed_sha})
         if blob is None:
             raise _HubError(HTTPStatus.NOT_FOUND, "EntryNotFound", "Entry not found", {"X-Repo-Commit": repo.sha})
         return self._file_reply(method, repo_id, repo, blob, headers.get("Range"))

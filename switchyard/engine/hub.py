@@ -30,6 +30,11 @@ QUANT = re.compile(r"[A-Za-z0-9_]{1,32}")
 DEFAULT_QUANT = "Q4_K_M"  # llama-server's choice when -hf names none
 SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
 MARKER = ".switchyard-pull.json"
+# What a hub answers is hostile input: a commit id becomes part of a path, sizes become disk checks.
+COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+MAX_FILE_BYTES = 2**50  # 1 PiB: more is no model file, but a lie
+MAX_LISTED_FILES = 100_000
 # What vLLM needs of a repository: configuration, tokenizer and safetensors weights, top level.
 VLLM_FILES = ("*.json", "*.safetensors", "tokenizer.model", "*.tiktoken", "*.txt", "*.jinja")
 
@@ -74,8 +79,34 @@ def default_engine(model: str) -> str:
     return "llamacpp" if quant or repo.lower().endswith("gguf") else "vllm"
 
 
+def check_commit(sha: object) -> str:
+    """The commit id a hub answered, if it is one (40 lowercase hex digits): it names the
+    staging folder, so anything else is refused before it reaches a path."""
+    if not isinstance(sha, str) or not COMMIT_SHA.fullmatch(sha):
+        raise FailedPrecondition(f"the hub answered a commit id that is not one: {str(sha)[:80]!r}; refusing the pull")
+    return sha
+
+
+def check_size(name: str, size: object) -> int:
+    """A file size the hub listed, if it is a plausible one."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_FILE_BYTES:
+        raise FailedPrecondition(f"the hub listed an impossible size for {name}: {str(size)[:40]}; refusing the pull")
+    return size
+
+
+def check_sha256(name: str, digest: object) -> str | None:
+    """The sha256 the hub listed for an LFS file (None: not in LFS), if it is one."""
+    if digest is None:
+        return None
+    if not isinstance(digest, str) or not SHA256.fullmatch(digest):
+        raise FailedPrecondition(f"the hub listed a checksum for {name} that is not a sha256; refusing the pull")
+    return digest
+
+
 def check_names(names: Sequence[str]) -> None:
     """Refuse a listing with a file name that could leave the model's folder."""
+    if len(names) > MAX_LISTED_FILES:
+        raise FailedPrecondition(f"the hub listed {len(names)} files (at most {MAX_LISTED_FILES}); refusing the pull")
     for name in names:
         path = PurePosixPath(name)
         hostile = (

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import filelock
+import httpx2  # huggingface_hub's HTTP client
 from huggingface_hub import HfApi, constants, hf_hub_url
 from huggingface_hub.errors import (
     EntryNotFoundError,
@@ -35,8 +36,18 @@ from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]  # lazily re-exported
 from tqdm import tqdm
 
-from switchyard.engine.hub import ModelRef, destination, model_path, pick_files, read_marker, write_marker
-from switchyard.errors import EngineError, InsufficientStorage, Unavailable
+from switchyard.engine.hub import (
+    ModelRef,
+    check_commit,
+    check_sha256,
+    check_size,
+    destination,
+    model_path,
+    pick_files,
+    read_marker,
+    write_marker,
+)
+from switchyard.errors import EngineError, FailedPrecondition, InsufficientStorage, Unavailable
 
 ATTEMPTS = 3  # per file; each resumes from what the last one wrote
 CHUNK_BYTES = 1024 * 1024  # huggingface_hub reads, writes and reports in chunks of this size
@@ -120,7 +131,7 @@ def _fetch(url: str, token: str | None, size: int, sha256: str | None, part: Pat
             with part.open("ab") as out:
                 http_get(url, out, resume_size=have, headers=headers, expected_size=size, tqdm_class=progress.bar())
             break
-        except (HfHubHTTPError, OSError) as exc:
+        except (HfHubHTTPError, httpx2.TransportError, OSError) as exc:
             if isinstance(exc, HfHubHTTPError) and exc.response is not None and exc.response.status_code < 500:
                 raise
             if attempt == ATTEMPTS:
@@ -146,17 +157,21 @@ def pull(job: dict[str, Any]) -> dict[str, Any]:
     emit({"event": "progress", "state": "resolving"})
     token = job.get("token") or None
     info = HfApi(token=token).model_info(ref.repo, revision=job.get("revision") or None, files_metadata=True)
-    sha = str(info.sha)
+    sha = check_commit(info.sha)
     siblings = {s.rfilename: s for s in info.siblings or []}
     files = pick_files(list(siblings), engine, ref.quant, job.get("include", []), job.get("exclude", []))  # type: ignore[arg-type]
     folder = destination(root, ref)
     target = model_path(folder, files, engine)  # type: ignore[arg-type]
-    sizes = {name: int(siblings[name].size or 0) for name in files}
+    sizes = {name: check_size(name, siblings[name].size or 0) for name in files}
+    checksums = {name: check_sha256(name, lfs.sha256 if (lfs := siblings[name].lfs) else None) for name in files}
     result = {"model_path": str(target), "name": ref.name, "revision": sha, "bytes": sum(sizes.values())}
     # one staging folder per model, engine and commit: pulls of other files never share it
     key = f"{ref.repo.replace('/', '--')}--{ref.quant or 'all'}--{engine}--{sha[:12]}"
-    staging = root / ".switchyard-partial" / key
-    staging.parent.mkdir(parents=True, exist_ok=True)
+    partial = root / ".switchyard-partial"
+    staging = partial / key
+    if staging.parent != partial or key in ("", ".", ".."):  # the checks above make this impossible; keep it so
+        raise FailedPrecondition(f"refusing a staging folder outside {partial}: {key!r}")
+    partial.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(str(staging) + ".lock")
     while True:
         try:
@@ -173,8 +188,7 @@ def pull(job: dict[str, Any]) -> dict[str, Any]:
             if record is not None and record.get("name") != ref.name:  # listed under the name asked last
                 write_marker(target, {**record, "name": ref.name})
             return result  # already here, whole
-        lfs = {name: siblings[name].lfs for name in files}
-        _download(ref.repo, sha, token, sizes, {n: x.sha256 if x else None for n, x in lfs.items()}, staging, root)
+        _download(ref.repo, sha, token, sizes, checksums, staging, root)
         for name in files:
             final = folder / name
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -239,7 +253,7 @@ def _error(exc: Exception) -> tuple[str, str, str]:
         return "FAILED_PRECONDITION", "offline mode (HF_HUB_OFFLINE) is on: nothing can be pulled", ""
     if isinstance(exc, HfHubHTTPError) and exc.response is not None and exc.response.status_code in (401, 403):
         return "PERMISSION_DENIED", f"the hub refused the pull ({exc.response.status_code}): check HF_TOKEN", ""
-    if isinstance(exc, HfHubHTTPError | OSError | ValueError):
+    if isinstance(exc, HfHubHTTPError | httpx2.TransportError | OSError | ValueError):
         return "UNAVAILABLE", f"the hub could not be reached or answered wrongly: {exc}", ""
     return "INTERNAL", f"the pull failed: {type(exc).__name__}: {exc}", ""
 
