@@ -27,6 +27,7 @@ from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.metrics.loggers import StatLoggerBase
 
 from services.engine_vllm import convert
+from services.engine_vllm.grammar import GrammarCheck
 from services.engine_vllm.settings import VllmSettings
 from switchyard.engine.params import ChatParams, EmbedParams, GenerationParams, TokenizeParams
 from switchyard.engine.protocol import LoadSpec, ModelInfo, Progress
@@ -192,6 +193,7 @@ class VllmModel:
         self._poll_s = poll_s
         self._in_flight: set[str] = set()
         self._info: ModelInfo | None = None
+        self._grammar: GrammarCheck | None = None
 
     def processes(self) -> list[psutil.Process]:
         return [p for p in self._processes if p.is_running()]
@@ -202,6 +204,12 @@ class VllmModel:
             vocab_size=len(tokenizer),
             max_model_len=int(self.engine.model_config.max_model_len),
             tool_parser=parser_for(getattr(tokenizer, "chat_template", None) or ""),
+        )
+        self._grammar = GrammarCheck(
+            tokenizer,
+            self.engine.model_config.get_vocab_size(),
+            convert.STRUCTURED_OUTPUTS.disable_any_whitespace,
+            convert.STRUCTURED_OUTPUTS.disable_additional_properties,
         )
         progress(0.9, "warming up")
         # One short request, so the first user's request does not pay for lazy kernel setup
@@ -284,6 +292,8 @@ class VllmModel:
         assert self._info is not None
         ids = await self._off_loop(_input_chars(params), lambda: self._prompt_ids(params))
         sampling = convert.sampling_params(params, len(ids), self._info.max_model_len)
+        if params.constraint is not None and self._grammar is not None:
+            await self._grammar.check(params.constraint)
         rid = params.request_id
         self._in_flight.add(rid)
         completion_tokens = 0

@@ -7,14 +7,16 @@ message naming the field.
 
 from __future__ import annotations
 
-import json
 import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
+from switchyard.engine.hub import ModelRef
+from switchyard.engine.schema_check import load_bounded
 from switchyard.engine.structured import (
     Constraint,
     Function,
@@ -30,9 +32,11 @@ MAX_LOGPROBS = 20
 # Engines report a zero probability as -inf or -FLT_MAX; the contract uses this finite floor.
 MIN_LOGPROB = -9999.0
 MAX_STOP_STRINGS = 16
+MAX_ARGUMENTS = 1024 * 1024  # a tool call's arguments sent back in a conversation
 MAX_EMBED_INPUTS = 2048
 # Ids and names end up in log lines and error messages: printable and short.
 MAX_ID_CHARS = 256
+SERVED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 
@@ -104,6 +108,21 @@ def check_name(field: str, value: str) -> str:
     return value
 
 
+def check_served_name(field: str, value: str, hub_id_ok: bool = False) -> str:
+    """A name a model is served under (empty: none given): letters, digits and ``._:-``,
+    starting with a letter or digit, at most 128; a hub id (``ORG/REPO[:QUANT]``) only where
+    ``hub_id_ok`` (a pulled model's own name), so an alias can never take a hub model's name."""
+    if not value or SERVED_NAME.fullmatch(value):
+        return value
+    if hub_id_ok and ModelRef.looks_like(value):
+        return ModelRef.parse(value).name
+    hint = " or a hub id ORG/REPO[:QUANT]" if hub_id_ok else ""
+    raise InvalidArgument(
+        f"{field} {value[:MAX_ID_CHARS]!r} must be 1 to 128 of letters, digits, '.', '_', ':' and '-', "
+        f"starting with a letter or digit{hint}"
+    )
+
+
 def _check_range(name: str, value: float, low: float, high: float, above_low: bool = False) -> None:
     """``low <= value <= high`` (``low < value`` with ``above_low``); NaN and infinities fail."""
     inside = (low < value if above_low else low <= value) and value <= high
@@ -115,10 +134,7 @@ def _check_range(name: str, value: float, low: float, high: float, above_low: bo
 def _tool_calls(i: int, msg: pb.ChatMessage) -> list[dict[str, Any]]:
     calls = []
     for j, call in enumerate(msg.tool_calls):
-        try:
-            arguments = json.loads(call.arguments or "{}")
-        except ValueError:
-            raise InvalidArgument(f"chat.messages[{i}].tool_calls[{j}].arguments is not JSON") from None
+        arguments = load_bounded(call.arguments or "{}", f"chat.messages[{i}].tool_calls[{j}].arguments", MAX_ARGUMENTS)
         if not isinstance(arguments, dict):
             raise InvalidArgument(f"chat.messages[{i}].tool_calls[{j}].arguments must be a JSON object")
         calls.append({"id": call.id, "type": "function", "function": {"name": call.name, "arguments": arguments}})

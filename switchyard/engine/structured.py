@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from switchyard.engine.schema_check import check_schema, check_value, load_bounded
 from switchyard.errors import InvalidArgument
 from switchyard.v1 import inference_pb2 as pb
 
@@ -64,21 +65,13 @@ class Constraint:
     json_object: bool = False  # any object: engines have a cheaper form for it
 
 
-def _json(text: str, what: str) -> Any:
-    if len(text.encode()) > MAX_SCHEMA_BYTES:
-        raise InvalidArgument(f"{what} is larger than {MAX_SCHEMA_BYTES} bytes")
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise InvalidArgument(f"{what} is not valid JSON: {exc}") from None
-
-
 def _schema(text: str, what: str) -> dict[str, Any]:
     if not text:
         return dict(ANY_OBJECT)
-    value = _json(text, what)
+    value = load_bounded(text, what, MAX_SCHEMA_BYTES)
     if not isinstance(value, dict):
         raise InvalidArgument(f"{what} must be a JSON Schema object")
+    check_schema(value, what)
     return value
 
 
@@ -97,6 +90,8 @@ def functions_from_proto(chat: pb.ChatInput) -> tuple[Function, ...]:
         if not isinstance(name, str) or not FUNCTION_NAME.fullmatch(name):
             raise InvalidArgument(f"chat.tools[{i}] has no valid function name")
         parameters = function.get("parameters") or dict(ANY_OBJECT)
+        check_value(parameters, f"chat.tools[{i}] parameters")
+        check_schema(parameters, f"chat.tools[{i}] parameters")
         functions.append(Function(name, str(function.get("description", "")), parameters, False))
     if len(functions) > MAX_FUNCTIONS:
         raise InvalidArgument(f"at most {MAX_FUNCTIONS} functions, got {len(functions)}")
