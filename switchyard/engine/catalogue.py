@@ -54,6 +54,14 @@ class Catalogue:
             )
         return entries
 
+    def names_now(self) -> dict[str, str]:
+        """Model name -> path of what lies under the roots, listed now if the kept listing is
+        stale (a walk of the disk on the caller's thread: for rare calls, as a load with
+        aliases)."""
+        if self._listed is None or time.monotonic() - self._listed[0] > FRESH_S:
+            self._listed = (time.monotonic(), list_model_entries(self.roots, self.adapter.kind, self.adapter.is_model))
+        return {entry.name: entry.path for entry in self._listed[1]}
+
     def forget(self) -> None:
         """The roots changed (a pull finished): list them again next time."""
         self._listed = None

@@ -27,7 +27,7 @@ from switchyard.engine.catalogue import Catalogue
 from switchyard.engine.hub import HF_PREFIX, ModelRef, canonical
 from switchyard.engine.loads import LoadTicket
 from switchyard.engine.model_roots import model_name, resolve_model_path
-from switchyard.engine.params import check_name
+from switchyard.engine.params import check_name, check_served_name
 from switchyard.engine.protocol import TASK_NAMES, EngineAdapter, LoadSpec, ModelInfo, RunningModel
 from switchyard.engine.pulls import Pulls
 from switchyard.engine.slot import ModelSlot, SlotPolicy
@@ -48,6 +48,7 @@ from switchyard.v1 import control_pb2 as pb
 
 logger = logging.getLogger(__name__)
 MAX_ALIASES = 16
+MAX_KEEP_ALIVE_S = 366 * 24 * 3600.0  # a year: longer is "never", which is 0
 RETRY_FAILED_LOAD_S = 10.0  # a model whose load failed is tried again on demand after this long
 
 
@@ -164,23 +165,37 @@ class ModelHost:
         if path is None:
             resolved = resolve_model_path(request.model_path, self.settings.model_roots)
             path = self.adapter.model_path(resolved, request.model_path)
-        name = check_name("served_model_name", request.served_model_name) or model_name(path)
-        aliases = tuple(dict.fromkeys(check_name("aliases", a) for a in request.aliases))
-        if len(aliases) > MAX_ALIASES:
-            raise InvalidArgument(f"at most {MAX_ALIASES} aliases, got {len(aliases)}")
+        if len(request.aliases) > MAX_ALIASES:
+            raise InvalidArgument(f"at most {MAX_ALIASES} aliases, got {len(request.aliases)}")
+        served = check_served_name("served_model_name", request.served_model_name, hub_id_ok=True)
+        name = served or model_name(path)
+        aliases = tuple(dict.fromkeys(check_served_name("aliases", a) for a in request.aliases))
         if "" in aliases or name in aliases:
             raise InvalidArgument("aliases must be non-empty and differ from the served name")
-        for slot in self._live():
-            if slot.name != name and set(slot.spec.names) & {name, *aliases}:
-                taken = sorted(set(slot.spec.names) & {name, *aliases})[0]
-                raise InvalidArgument(f"name {taken!r} is already used by model {slot.name!r}")
+        self._check_names_free(name, aliases, path)
         keep_alive = request.keep_alive_s if request.HasField("keep_alive_s") else self.settings.keep_alive_s
-        if not math.isfinite(keep_alive) or keep_alive < 0:
-            raise InvalidArgument(f"keep_alive_s must be 0 (never) or a positive number, got {keep_alive}")
+        if not math.isfinite(keep_alive) or not 0 <= keep_alive <= MAX_KEEP_ALIVE_S:
+            raise InvalidArgument(
+                f"keep_alive_s must be 0 (never) or a number of seconds up to {MAX_KEEP_ALIVE_S:g}, got {keep_alive}"
+            )
         if request.pooling != pb.POOLING_UNSPECIFIED and request.task != pb.MODEL_TASK_EMBED:
             raise InvalidArgument("pooling is for models loaded with task embed")
         launch = self.adapter.launch_args(path, name, request)
         return LoadSpec(path=path, name=name, aliases=aliases, keep_alive_s=keep_alive, request=request, launch=launch)
+
+    def _check_names_free(self, name: str, aliases: tuple[str, ...], path: Path) -> None:
+        """A model's names are its own: no other loaded model's name or alias, and no alias
+        that is the name of another model under the roots (it would take over its on-demand
+        loads). Reloading a model under its own name is fine."""
+        for slot in self._live():
+            if slot.name != name and set(slot.spec.names) & {name, *aliases}:
+                taken = sorted(set(slot.spec.names) & {name, *aliases})[0]
+                raise InvalidArgument(f"name {taken!r} is already used by model {slot.name!r}")
+        listed = self.catalogue.names_now() if aliases else {}
+        for alias in aliases:
+            other = listed.get(alias)
+            if other is not None and Path(other).resolve() != path.resolve():
+                raise InvalidArgument(f"alias {alias!r} is the name of another model under the model roots ({other})")
 
     def begin_load(self, request: pb.LoadModelRequest) -> LoadTicket:
         """Start an explicit load (the caller may go away; the load goes on). Refused while

@@ -64,7 +64,35 @@ HTTP_CASES: list[tuple[str, str, str, int, str]] = [
         "/v1/models/load",
         json.dumps({"model_path": f"{DEMO}.gguf", "engine": "llamacpp", "served_model_name": "a\u0000b"}),
         400,
-        "control characters",
+        "must be 1 to 128",
+    ),
+    (
+        "keep-alive-beyond-a-year",
+        "/v1/models/load",
+        json.dumps({"model_path": f"{DEMO}.gguf", "engine": "llamacpp", "keep_alive_s": 1e12}),
+        400,
+        "keep_alive_s",
+    ),
+    (
+        "alias-takes-a-loaded-name",
+        "/v1/models/load",
+        json.dumps({"model_path": "second.gguf", "engine": "llamacpp", "aliases": [DEMO]}),
+        400,
+        "already used",
+    ),
+    (
+        "served-name-with-a-path",
+        "/v1/models/load",
+        json.dumps({"model_path": "second.gguf", "engine": "llamacpp", "served_model_name": "../x"}),
+        400,
+        "served_model_name",
+    ),
+    (
+        "alias-a-hub-id",
+        "/v1/models/load",
+        json.dumps({"model_path": "second.gguf", "engine": "llamacpp", "aliases": ["org/repo:Q4_K_M"]}),
+        400,
+        "aliases",
     ),
     (
         "negative-keep-alive",
@@ -151,7 +179,59 @@ def raw(method: str, streaming: bool) -> GrpcCall:
     return call
 
 
+def nested_json(levels: int) -> str:
+    return '{"properties": {"x": ' * levels + "{}" + "}}" * levels
+
+
+def chat_with(**chat: Any) -> GrpcCall:
+    messages = chat.pop("messages", [inference_pb2.ChatMessage(role="user", content="x")])
+    return generate(model=DEMO, chat=inference_pb2.ChatInput(messages=messages, **chat))
+
+
+def schema_format(text: str) -> inference_pb2.ResponseFormat:
+    return inference_pb2.ResponseFormat(json_schema=inference_pb2.JsonSchema(name="s", schema_json=text))
+
+
 GRPC_CASES: list[tuple[str, GrpcCall, grpc.StatusCode, str]] = [
+    (
+        "deep-schema",
+        generate(model=DEMO, prompt="x", response_format=schema_format(nested_json(2000))),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "deeper",
+    ),
+    (
+        "schema-300-levels",
+        generate(model=DEMO, prompt="x", response_format=schema_format(nested_json(300))),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "deeper",
+    ),
+    (
+        "schema-int-over-64-bits",
+        generate(model=DEMO, prompt="x", response_format=schema_format('{"maximum": 36893488147419103232}')),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "bits",
+    ),
+    (
+        "deep-tool-parameters",
+        chat_with(functions=[inference_pb2.Tool(name="f", parameters_json=nested_json(2000))]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "deeper",
+    ),
+    (
+        "deep-tool-call-arguments",
+        chat_with(
+            messages=[
+                inference_pb2.ChatMessage(role="user", content="x"),
+                inference_pb2.ChatMessage(
+                    role="assistant",
+                    tool_calls=[inference_pb2.ToolCall(id="c", name="f", arguments='{"a": ' * 2000 + "1" + "}" * 2000)],
+                ),
+                inference_pb2.ChatMessage(role="tool", tool_call_id="c", content="y"),
+            ]
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "deeper",
+    ),
     ("unknown-engine", generate(engine=undefined(7), prompt="x"), grpc.StatusCode.INVALID_ARGUMENT, "engine 7"),
     (
         "huge-request-id",

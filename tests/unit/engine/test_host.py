@@ -178,7 +178,7 @@ async def test_aliases_are_unique_and_names_bounded(host: ModelHost) -> None:
     await explicit_load(host, "a", aliases=["shared"])
     with pytest.raises(InvalidArgument, match="'shared' is already used"):
         host.prepare(load("b", aliases=["shared"]))
-    with pytest.raises(InvalidArgument, match="served_model_name has control characters"):
+    with pytest.raises(InvalidArgument, match="served_model_name .* must be"):
         host.prepare(load("b", served_model_name="x\x00y"))
     with pytest.raises(InvalidArgument, match="keep_alive_s"):
         host.prepare(load("b", keep_alive_s=float("inf")))
@@ -302,3 +302,27 @@ async def test_requests_wait_through_a_crash_until_the_restart(host: ModelHost) 
     assert not request.done()  # it waits for the restart rather than failing at once
     adapter_of(host).stop_gate.set()
     assert await asyncio.wait_for(request, 10) == "hello"
+
+
+async def test_a_keep_alive_past_a_year_is_refused_and_the_engine_stays_usable(host: ModelHost) -> None:
+    with pytest.raises(InvalidArgument, match="keep_alive_s"):
+        host.prepare(load("b", keep_alive_s=1e12))
+    await explicit_load(host, "a", keep_alive_s=365 * 24 * 3600.0)
+    assert host.board.status.models[0].HasField("expires_at")
+    await host.unload("a")
+    assert states(host) == {}
+
+
+async def test_names_cannot_take_over_other_models(host: ModelHost) -> None:
+    await explicit_load(host, "a")
+    with pytest.raises(InvalidArgument, match="'a' is already used"):
+        host.prepare(load("b", aliases=["a"]))
+    with pytest.raises(InvalidArgument, match="another model under the model roots"):
+        host.prepare(load("b", aliases=["c"]))  # c.fake lies under the roots: its on-demand load stays its own
+    for bad in ("../x", "x/y", "org/repo:Q4_K_M", " a", "a b", "-a", "x" * 129):
+        with pytest.raises(InvalidArgument, match="aliases"):
+            host.prepare(load("b", aliases=[bad]))
+    for bad in ("../x", ".hidden", "a b", "x" * 129):
+        with pytest.raises(InvalidArgument, match="served_model_name"):
+            host.prepare(load("b", served_model_name=bad))
+    assert host.prepare(load("b", served_model_name="org/repo:Q4_K_M", aliases=["gpt-4o-mini", "qwen3:0.6b"])).names
