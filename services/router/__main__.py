@@ -32,7 +32,7 @@ async def serve(settings: RouterSettings) -> None:
         task.add_done_callback(health_updates.discard)
 
     pool = BackendPool(specs, settings.resolve_interval_s, settings.retry_backoff_max_s, on_change, token=service.token)
-    servicer = RouterServicer(pool)
+    servicer = RouterServicer(pool, policy=settings.engine_policy())
     add_to_server(servicer, service.server)
     service.add_services(SERVICE_NAMES)
     await service.set_serving(SERVICE_NAMES[0], False)

@@ -145,6 +145,7 @@ class BackendPool:
                 async for event in watch:
                     event.status.backend = backend.address
                     backend.status = event.status
+                    backend.known = frozenset(n for m in event.status.models for n in (m.name, *m.aliases))
                     if not backend.reachable:
                         logger.info("backend %s reachable", backend.address)
                     backend.reachable = True

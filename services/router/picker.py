@@ -1,6 +1,13 @@
 """Choosing a backend for a request: by engine, then by the model (loaded, then loading, then
 loadable on demand), then by load (power of two choices over outstanding plus queued
-requests). Pure logic, unit-tested."""
+requests). Pure logic, unit-tested.
+
+A request that names no engine is always served: when several engines serve its model (in
+the best state found), the engine order decides (``EnginePolicy``). When the engine the order
+prefers for a model is down (its backends unreachable, but they served the model when last
+seen), the request gets UNAVAILABLE rather than another engine's answer, unless the policy
+allows failing over: an answer should not depend on which part happens to be up.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,25 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from switchyard.engines import engine_name
-from switchyard.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from switchyard.errors import FailedPrecondition, NotFound, Unavailable
 from switchyard.model_status import model_in
 from switchyard.v1 import common_pb2, control_pb2
 
 LOADED, LOADING, ERROR = control_pb2.MODEL_STATE_LOADED, control_pb2.MODEL_STATE_LOADING, control_pb2.MODEL_STATE_ERROR
+
+
+DEFAULT_ORDER = (common_pb2.ENGINE_LLAMACPP, common_pb2.ENGINE_VLLM)
+
+
+@dataclass(frozen=True)
+class EnginePolicy:
+    """Which engine serves a request that names none, when several could."""
+
+    order: tuple[common_pb2.Engine.ValueType, ...] = DEFAULT_ORDER
+    failover: bool = False  # the preferred engine down: serve from the next one instead of UNAVAILABLE
+
+    def rank(self, engine: common_pb2.Engine.ValueType) -> int:
+        return self.order.index(engine) if engine in self.order else len(self.order)
 
 
 @dataclass
@@ -25,6 +46,7 @@ class BackendView:
     reachable: bool
     status: control_pb2.EngineStatus
     outstanding: int = 0
+    known: frozenset[str] = frozenset()  # the names it served when last reachable
 
     @property
     def score(self) -> int:
@@ -47,11 +69,16 @@ def _with_model(live: list[BackendView], model: str, loadable: Collection[str], 
     raise NotFound(f"model {model!r} is not loaded on {where}")
 
 
+def _down_serving(pool: list[BackendView], model: str) -> list[BackendView]:
+    return [b for b in pool if not b.reachable and model in b.known]
+
+
 def eligible(
     backends: Sequence[BackendView],
     engine: common_pb2.Engine.ValueType,
     model: str,
     loadable: Collection[str] = (),
+    policy: EnginePolicy = EnginePolicy(),
 ) -> list[BackendView]:
     """Backends that can serve (engine, model), or the error saying what is missing.
 
@@ -62,20 +89,35 @@ def eligible(
     if not pool:
         raise Unavailable(f"no {kind} is configured")
     live = [b for b in pool if b.reachable]
+    down = _down_serving(pool, model) if model else []
     if not live:
         raise Unavailable(f"no {kind} is reachable")
     where = f"any {kind}"
     if model:
-        serving = _with_model(live, model, loadable, where)
+        try:
+            serving = _with_model(live, model, loadable, where)
+        except NotFound:
+            if down:
+                raise Unavailable(f"model {model!r} is served by {_names(down)}, unreachable now; retry") from None
+            raise
     else:
         serving = [b for b in live if b.status.state == LOADED] or [b for b in live if b.status.state == LOADING]
         if not serving:
             raise FailedPrecondition(f"no model loaded on {where}")
-    engines = {b.engine for b in serving}
-    if engine == common_pb2.ENGINE_UNSPECIFIED and len(engines) > 1:
-        what = f"model {model!r} is" if model else "models are"
-        raise InvalidArgument(f"{what} served by both vllm and llamacpp; set engine to choose one")
-    return serving
+    if engine != common_pb2.ENGINE_UNSPECIFIED:
+        return serving
+    best = min(policy.rank(b.engine) for b in serving)
+    preferred_down = [b for b in down if policy.rank(b.engine) < best]
+    if preferred_down and not policy.failover:
+        raise Unavailable(
+            f"model {model!r} is served by {_names(preferred_down)}, unreachable now; retry, or set engine "
+            "(the engine order would fail over only with engine_failover on)"
+        )
+    return [b for b in serving if policy.rank(b.engine) == best]
+
+
+def _names(backends: Sequence[BackendView]) -> str:
+    return "the " + " and ".join(sorted({engine_name(b.engine) for b in backends})) + " engine"
 
 
 def choose(candidates: Sequence[BackendView], rng: random.Random) -> BackendView:

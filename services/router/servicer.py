@@ -16,7 +16,7 @@ import grpc
 
 from services.router.backends import Backend, BackendPool
 from services.router.catalogue import Catalogue
-from services.router.picker import choose, eligible
+from services.router.picker import EnginePolicy, choose, eligible
 from switchyard import request_id
 from switchyard.engine.hub import ModelRef, canonical
 from switchyard.engines import engine_name
@@ -60,8 +60,15 @@ class LatestStatuses:
 
 
 class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.ControlServicer):
-    def __init__(self, pool: BackendPool, rng: random.Random | None = None, catalogue: Catalogue | None = None) -> None:
+    def __init__(
+        self,
+        pool: BackendPool,
+        rng: random.Random | None = None,
+        catalogue: Catalogue | None = None,
+        policy: EnginePolicy | None = None,
+    ) -> None:
         self.pool = pool
+        self.policy = policy or EnginePolicy()
         self.rng = rng or random.Random()
         self.catalogue = catalogue or Catalogue()
         self._watchers: set[LatestStatuses] = set()
@@ -75,16 +82,17 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         model = canonical(model)
         backends = self.pool.backends()
         try:
-            candidates = eligible(backends, engine, model)
+            candidates = eligible(backends, engine, model, policy=self.policy)
         except NotFound:  # held nowhere: maybe under a backend's model roots, or on the hub
             of_engine = self.pool.backends(engine)
             loadable = await self.catalogue.holders(model, of_engine)
             if ModelRef.looks_like(model):
                 loadable |= {b.address for b in of_engine if b.reachable and b.status.autopull}
-            candidates = eligible(backends, engine, model, loadable)
+            candidates = eligible(backends, engine, model, loadable, self.policy)
         remaining = [b for b in candidates if b.address not in exclude]
         if not remaining:
-            raise Unavailable(f"every {engine_name(engine)} backend for this request failed")
+            kind = "" if engine == common_pb2.ENGINE_UNSPECIFIED else f"{engine_name(engine)} "
+            raise Unavailable(f"every {kind}backend for this request failed")
         chosen = choose(remaining, self.rng)
         assert isinstance(chosen, Backend)
         return chosen

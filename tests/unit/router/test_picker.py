@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from services.router.backends import BackendSpec
-from services.router.picker import BackendView, choose, eligible
+from services.router.picker import BackendView, EnginePolicy, choose, eligible
 from switchyard.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from switchyard.v1 import common_pb2, control_pb2
 
@@ -54,7 +54,6 @@ def test_engine_then_model_filters() -> None:
         ([backend("a", VLLM, model="x")], VLLM, "y", NotFound, "'y' is not loaded on any vllm backend"),
         ([backend("a", VLLM, model="x", state=ERROR)], VLLM, "x", Unavailable, "'x' is in error"),
         ([backend("a", VLLM, state=IDLE)], VLLM, "", FailedPrecondition, "no model loaded"),
-        ([backend("a", VLLM, model="x"), backend("b", LLAMA, model="x")], ANY, "x", InvalidArgument, "both"),
     ],
 )
 def test_errors_name_what_is_missing(
@@ -78,11 +77,37 @@ def test_a_model_is_found_loaded_then_loading_then_loadable_on_demand() -> None:
     assert [b.address for b in eligible([loading, empty], LLAMA, "")] == ["loading"]
 
 
-def test_a_model_loadable_by_both_engines_needs_engine() -> None:
-    pool = [backend("v", VLLM, state=IDLE), backend("l", LLAMA, state=IDLE)]
-    with pytest.raises(InvalidArgument, match="both"):
-        eligible(pool, ANY, "demo", loadable={"v", "l"})
-    assert [b.address for b in eligible(pool, VLLM, "demo", loadable={"v", "l"})] == ["v"]
+def addresses(backends: list[BackendView]) -> list[str]:
+    return [b.address for b in backends]
+
+
+def test_a_model_both_engines_serve_goes_by_the_engine_order() -> None:
+    pool = [backend("v", VLLM, model="x"), backend("l", LLAMA, model="x")]
+    assert addresses(eligible(pool, ANY, "x")) == ["l"]  # the default order: llamacpp, then vllm
+    assert addresses(eligible(pool, ANY, "x", policy=EnginePolicy((VLLM, LLAMA)))) == ["v"]
+    assert addresses(eligible(pool, ANY, "")) == ["l"]  # no model named: the same order
+    assert addresses(eligible(pool, VLLM, "x")) == ["v"]  # engine still overrides
+    idle = [backend("v", VLLM, state=IDLE), backend("l", LLAMA, state=IDLE)]
+    assert addresses(eligible(idle, ANY, "demo", loadable={"v", "l"}, policy=EnginePolicy((VLLM, LLAMA)))) == ["v"]
+
+
+def test_the_best_state_comes_before_the_order() -> None:
+    """A model loaded on one engine is served there, not loaded on the preferred one."""
+    pool = [backend("v", VLLM, model="x"), backend("l", LLAMA, state=IDLE)]
+    assert addresses(eligible(pool, ANY, "x", loadable={"l"})) == ["v"]
+
+
+def test_the_preferred_engine_down_is_unavailable_unless_failover() -> None:
+    down = backend("l", LLAMA, model="other", reachable=False)
+    down.known = frozenset({"x"})
+    pool = [backend("v", VLLM, model="x"), down]
+    with pytest.raises(Unavailable, match="llamacpp engine, unreachable now"):
+        eligible(pool, ANY, "x")
+    assert addresses(eligible(pool, ANY, "x", policy=EnginePolicy(failover=True))) == ["v"]
+    assert addresses(eligible(pool, VLLM, "x")) == ["v"]  # asked for by engine: served
+    assert addresses(eligible(pool, ANY, "x", policy=EnginePolicy((VLLM, LLAMA)))) == ["v"]  # not preferred
+    with pytest.raises(Unavailable, match="unreachable now"):  # held nowhere else: not "not loaded"
+        eligible([down, backend("v", VLLM, model="y")], ANY, "x")
 
 
 def test_power_of_two_prefers_the_less_loaded() -> None:
