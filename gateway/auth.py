@@ -1,6 +1,11 @@
 """Optional API keys: ``Authorization: Bearer KEY``. With keys configured every API route
 needs one, and loading or unloading models needs an admin key; so do ``/metrics`` and the API
-docs, unless ``open_metrics_and_docs`` (probes, ``/health`` and ``/ready``, never do)."""
+docs, unless ``open_metrics_and_docs`` (probes, ``/health`` and ``/ready``, never do).
+
+Loading is more than the load route: a request naming a model that is not loaded would load it
+on demand (evicting another), and an embeddings request could load a model for embedding. A
+user key's requests are marked ``loaded_only`` so the engines serve only what is loaded,
+unless ``users_load_on_demand`` grants users that power."""
 
 from __future__ import annotations
 
@@ -28,8 +33,15 @@ def check_key(request: Request, admin: bool) -> None:
     token = _bearer(request)
     if token is None or not _known(token, settings.api_keys + settings.admin_keys):
         raise ApiError(401, "missing or invalid API key (Authorization: Bearer KEY)")
-    if admin and not _known(token, settings.admin_keys):
+    is_admin = _known(token, settings.admin_keys)
+    if admin and not is_admin:
         raise ApiError(403, "loading and unloading models needs an admin key")
+    request.state.loaded_only = not (is_admin or settings.users_load_on_demand)
+
+
+def loaded_only(request: Request) -> bool:
+    """Whether this caller's requests must be served by models already loaded."""
+    return bool(getattr(request.state, "loaded_only", False))
 
 
 async def require_key(request: Request) -> None:

@@ -19,6 +19,13 @@ class GatewaySettings(ServiceSettings):
     admin_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="keys that may also load and unload models"
     )
+    users_load_on_demand: bool = Field(
+        False,
+        description=(
+            "with API keys set, a user key's request naming a model that is not loaded loads it on demand "
+            "(evicting an idle one); off: only admin keys' requests do, a user's get 403"
+        ),
+    )
     max_request_bytes: int = Field(1024 * 1024, gt=0, description="largest request body accepted (413 above)")
     request_timeout_s: float = Field(600.0, gt=0, description="deadline of a generation request")
     load_timeout_s: float = Field(1800.0, gt=0, description="deadline of a model load")

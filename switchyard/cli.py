@@ -25,6 +25,7 @@ from switchyard.engines import ENGINES_BY_NAME
 from switchyard.llama_build import ensure_llama_server
 from switchyard.runtime import service_token
 from switchyard.runtime.logs import configure_logging
+from switchyard.runtime.secrets_env import ALL_SECRETS, API_KEY_VARS, HUB_TOKEN_VARS
 from switchyard.runtime.service_token import read_token
 from switchyard.supervisor import Part, PartFailed, Supervisor, grpc_ready, http_ready
 from switchyard.v1 import control_pb2, control_pb2_grpc
@@ -98,14 +99,14 @@ def build_parts(args: argparse.Namespace, engines: list[str]) -> list[Part]:
         if engine == "vllm":
             argv += ["--default-dtype", vllm_dtype(args)]
         reload = None if args.no_load else functools.partial(load_models, address, args, [engine])
-        parts.append(Part(f"engine_{engine}", argv + common, grpc_ready(address), after_restart=reload))
+        parts.append(Part(f"engine_{engine}", argv + common, grpc_ready(address), API_KEY_VARS, after_restart=reload))
         backends.append(f"{engine}={address}")
     router = f"127.0.0.1:{args.router_port}"
     argv = [python, "-m", "services.router", "--port", str(args.router_port), "--backends", ",".join(backends)]
-    parts.append(Part("router", argv + common, grpc_ready(router)))
+    parts.append(Part("router", argv + common, grpc_ready(router), ALL_SECRETS))
     argv = [python, "-m", "gateway", "--host", args.host, "--port", str(args.port), "--router", router]
     url_host = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host
-    parts.append(Part("gateway", argv + common, http_ready(f"http://{url_host}:{args.port}/health")))
+    parts.append(Part("gateway", argv + common, http_ready(f"http://{url_host}:{args.port}/health"), HUB_TOKEN_VARS))
     return parts
 
 

@@ -27,6 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from switchyard.runtime.lifetime import tied_to_parent
 from switchyard.runtime.lines import bounded_lines
+from switchyard.runtime.secrets_env import environment_without
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ class Part:
     name: str
     argv: list[str]
     ready: Callable[[], Awaitable[bool]]
+    # Secrets of the supervisor's environment this part does not get (switchyard.runtime.secrets_env).
+    withheld: tuple[str, ...] = ()
     # Brings a restarted part back to where the stack had it (an engine: its demo model).
     after_restart: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
     proc: asyncio.subprocess.Process | None = field(default=None, repr=False)
@@ -105,7 +108,7 @@ class Supervisor:
         logger.info("starting %s", part.name)
         part.proc = await asyncio.create_subprocess_exec(
             *tied_to_parent(part.argv, signal.SIGTERM),  # a killed supervisor still stops its parts
-            env={**os.environ, RESTARTS_ENV: str(restarts)},  # an engine shows it in its status
+            env={**environment_without(part.withheld), RESTARTS_ENV: str(restarts)},  # shown in an engine's status
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from gateway.auth import require_key
+from gateway.auth import loaded_only, require_key
 from gateway.catalogue import fetch_catalogue
 from gateway.connection import Router, router_of, settings_of
 from gateway.errors import ApiError
@@ -31,6 +31,8 @@ async def completions(
     body: CompletionRequest, request: Request, connection: Connection, settings: Settings
 ) -> Response:
     requests, prompts = body.choices(body.inputs())
+    for each in requests:
+        each.loaded_only = loaded_only(request)
     echo = [await _prompt_text(connection, requests[i]) for i in range(len(requests))] if body.echo else None
     builder = ResponseBuilder(chat=False, model=body.model, want_logprobs=body.logprobs is not None, echo=echo)
     return await respond(connection, requests, prompts, builder, body, settings, request, "/v1/completions")
@@ -40,7 +42,12 @@ async def _prompt_text(connection: Router, request: pb.GenerateRequest) -> str:
     """What echo repeats: the prompt, or the text of its tokens."""
     if request.WhichOneof("input") == "prompt":
         return request.prompt
-    ask = pb.DetokenizeRequest(engine=request.engine, model=request.model, token_ids=request.prompt_token_ids.ids)
+    ask = pb.DetokenizeRequest(
+        engine=request.engine,
+        model=request.model,
+        token_ids=request.prompt_token_ids.ids,
+        loaded_only=request.loaded_only,
+    )
     return (await connection.inference.Detokenize(ask, timeout=30)).text
 
 
@@ -49,13 +56,17 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, connection: Connection, settings: Settings
 ) -> Response:
     requests, prompts = body.choices(body.inputs())
+    for each in requests:
+        each.loaded_only = loaded_only(request)
     builder = ResponseBuilder(chat=True, model=body.model, want_logprobs=body.logprobs)
     return await respond(connection, requests, prompts, builder, body, settings, request, "/v1/chat/completions")
 
 
 @router.post("/v1/embeddings", summary="OpenAI embeddings (+ engine), with a model loaded for embeddings")
-async def embeddings(body: EmbeddingRequest, connection: Connection) -> EmbeddingList:
-    answer = await connection.inference.Embed(body.to_proto(), timeout=EMBED_TIMEOUT_S)
+async def embeddings(body: EmbeddingRequest, request: Request, connection: Connection) -> EmbeddingList:
+    ask = body.to_proto()
+    ask.loaded_only = loaded_only(request)
+    answer = await connection.inference.Embed(ask, timeout=EMBED_TIMEOUT_S)
     data: list[EmbeddingItem] = [
         {"object": "embedding", "index": i, "embedding": _encoded(e.values, body.encoding_format)}
         for i, e in enumerate(answer.embeddings)

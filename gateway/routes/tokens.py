@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
-from gateway.auth import require_key
+from gateway.auth import loaded_only, require_key
 from gateway.connection import Router, router_of
 from gateway.protocol import DetokenizeRequest, TokenizeRequest
 
@@ -15,12 +15,16 @@ Connection = Annotated[Router, Depends(router_of)]
 
 
 @router.post("/tokenize", summary="Token ids of a prompt or a chat")
-async def tokenize(body: TokenizeRequest, connection: Connection) -> dict[str, Any]:
-    answer = await connection.inference.Tokenize(body.to_proto(), timeout=30)
+async def tokenize(body: TokenizeRequest, request: Request, connection: Connection) -> dict[str, Any]:
+    ask = body.to_proto()
+    ask.loaded_only = loaded_only(request)
+    answer = await connection.inference.Tokenize(ask, timeout=30)
     return {"tokens": list(answer.token_ids), "count": len(answer.token_ids), "max_model_len": answer.max_model_len}
 
 
 @router.post("/detokenize", summary="Text of token ids")
-async def detokenize(body: DetokenizeRequest, connection: Connection) -> dict[str, Any]:
-    answer = await connection.inference.Detokenize(body.to_proto(), timeout=30)
+async def detokenize(body: DetokenizeRequest, request: Request, connection: Connection) -> dict[str, Any]:
+    ask = body.to_proto()
+    ask.loaded_only = loaded_only(request)
+    answer = await connection.inference.Detokenize(ask, timeout=30)
     return {"prompt": answer.text}

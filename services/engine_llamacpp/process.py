@@ -22,6 +22,7 @@ import httpx
 from switchyard.runtime.lifetime import tied_to_parent
 from switchyard.runtime.lines import bounded_lines
 from switchyard.runtime.net import free_port
+from switchyard.runtime.secrets_env import ALL_SECRETS, environment_without
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class LlamaServerProcess:
         # so no orphan keeps the model's memory
         self._proc = await asyncio.create_subprocess_exec(
             *tied_to_parent([str(self.binary), *self.args], signal.SIGKILL),
+            env=environment_without(ALL_SECRETS),  # the child needs no key or token
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

@@ -39,6 +39,7 @@ from switchyard.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     QueueFull,
     ResourceExhausted,
     Unavailable,
@@ -365,13 +366,14 @@ class ModelHost:
 
     @contextlib.asynccontextmanager
     async def request(
-        self, name: str, task: pb.ModelTask.ValueType | None = pb.MODEL_TASK_GENERATE
+        self, name: str, task: pb.ModelTask.ValueType | None = pb.MODEL_TASK_GENERATE, loaded_only: bool = False
     ) -> AsyncIterator[tuple[ModelSlot, RunningModel, ModelInfo]]:
         """The model for one request (empty name: the default model), waited for while it
         loads and loaded on demand (for ``task``), bounded by ``load_wait_s``; held as busy
         while used. FailedPrecondition when the model is loaded for another task (None: any
-        task will do, as for tokenizing)."""
-        slot = await self._claim(canonical(name), task or pb.MODEL_TASK_GENERATE)
+        task will do, as for tokenizing). ``loaded_only``: never load on demand (a caller
+        that may not load models), PermissionDenied instead."""
+        slot = await self._claim(canonical(name), task or pb.MODEL_TASK_GENERATE, loaded_only)
         try:
             bound = self.settings.max_in_flight
             if bound and slot.in_flight > bound:  # this request counted: refused before the engine sees it
@@ -388,25 +390,30 @@ class ModelHost:
         finally:
             slot.release()
 
-    async def _claim(self, name: str, task: pb.ModelTask.ValueType) -> ModelSlot:
+    async def _claim(self, name: str, task: pb.ModelTask.ValueType, loaded_only: bool) -> ModelSlot:
         slot = self.find(name) if name else self._default()
         if slot is not None and slot.state == pb.MODEL_STATE_LOADED and slot.running is not None:
             slot.claim()  # the common case: no waiting, no timer
             return slot
         try:
             async with asyncio.timeout(self.settings.load_wait_s):
-                return await self._wait_for(name, task)
+                return await self._wait_for(name, task, loaded_only)
         except TimeoutError:
             what = repr(name) if name else f"the {self.engine} engine's model"
             raise Unavailable(f"{what} is still loading after {self.settings.load_wait_s:g}s") from None
 
-    async def _wait_for(self, name: str, task: pb.ModelTask.ValueType) -> ModelSlot:
+    async def _wait_for(self, name: str, task: pb.ModelTask.ValueType, loaded_only: bool) -> ModelSlot:
         while True:
             changed = self.board.changed
             slot = self.find(name) if name else self._default()
             if slot is None or self._retry_on_demand(slot):
                 if not name:
                     raise FailedPrecondition(f"no model loaded on the {self.engine} engine")
+                if loaded_only:
+                    raise PermissionDenied(
+                        f"model {name!r} is not loaded on the {self.engine} engine, and this caller may not load "
+                        "models on demand (an admin key may)"
+                    )
                 slot = await self._on_demand(name, task)
             slot.claim()
             try:

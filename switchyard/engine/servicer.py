@@ -75,12 +75,13 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         request: Message,
         engine: common_pb2.Engine.ValueType,
         model: str,
+        loaded_only: bool,
         task: control_pb2.ModelTask.ValueType | None = control_pb2.MODEL_TASK_GENERATE,
     ) -> AbstractAsyncContextManager[tuple[ModelSlot, RunningModel, ModelInfo]]:
         """Checks, then the host's hold on the model a request names."""
         check_enums(request)
         self._check_engine(engine)
-        return self.host.request(check_name("model", model), task)
+        return self.host.request(check_name("model", model), task, loaded_only)
 
     # --- Inference ------------------------------------------------------------------------
 
@@ -94,7 +95,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         try:
             async with (
                 grpc_errors(context, "Generate"),
-                self._request(request, request.engine, request.model) as (slot, running, info),
+                self._request(request, request.engine, request.model, request.loaded_only) as (slot, running, info),
             ):
                 params = generation_from_proto(request, info.vocab_size, info.max_model_len)
                 request_id.bind(params.request_id)  # one made up if the caller sent none
@@ -143,7 +144,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
     ) -> inference_pb2.TokenizeResponse:
         async with (
             grpc_errors(context, "Tokenize"),
-            self._request(request, request.engine, request.model, None) as (_, running, _),
+            self._request(request, request.engine, request.model, request.loaded_only, None) as (_, running, _),
         ):
             return await running.tokenize(tokenize_from_proto(request))
         raise AssertionError("unreachable")
@@ -153,7 +154,7 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
     ) -> inference_pb2.DetokenizeResponse:
         async with (
             grpc_errors(context, "Detokenize"),
-            self._request(request, request.engine, request.model, None) as (_, running, info),
+            self._request(request, request.engine, request.model, request.loaded_only, None) as (_, running, info),
         ):
             ids = list(request.token_ids)
             bad = next((t for t in ids if t >= info.vocab_size), None)
@@ -167,7 +168,9 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         request_id.bind(request.request_id)
         async with (
             grpc_errors(context, "Embed"),
-            self._request(request, request.engine, request.model, control_pb2.MODEL_TASK_EMBED) as (
+            self._request(
+                request, request.engine, request.model, request.loaded_only, control_pb2.MODEL_TASK_EMBED
+            ) as (
                 slot,
                 running,
                 info,

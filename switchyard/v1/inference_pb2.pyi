@@ -514,6 +514,7 @@ class GenerateRequest(_message.Message):
     STOPPING_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
     RESPONSE_FORMAT_FIELD_NUMBER: _builtins.int
+    LOADED_ONLY_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Caller-chosen id for logs and tracing; the engine makes one when empty."""
     engine: _common_pb2.Engine.ValueType
@@ -525,6 +526,11 @@ class GenerateRequest(_message.Message):
     """
     prompt: _builtins.str
     """Raw prompt text (the engine adds BOS where the tokenizer does)."""
+    loaded_only: _builtins.bool
+    """Serve only a model that is loaded (or loading): never load one on demand, evict one or
+    switch one's task for this request (PERMISSION_DENIED instead). The gateway sets it for
+    callers whose key may not load models.
+    """
     @_builtins.property
     def chat(self) -> Global___ChatInput:
         """A conversation rendered with the model's chat template."""
@@ -562,10 +568,11 @@ class GenerateRequest(_message.Message):
         stopping: Global___StoppingCriteria | None = ...,
         output: Global___OutputOptions | None = ...,
         response_format: Global___ResponseFormat | None = ...,
+        loaded_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "input", b"input", "output", b"output", "prompt", b"prompt", "prompt_token_ids", b"prompt_token_ids", "response_format", b"response_format", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "engine", b"engine", "input", b"input", "model", b"model", "output", b"output", "prompt", b"prompt", "prompt_token_ids", b"prompt_token_ids", "request_id", b"request_id", "response_format", b"response_format", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "engine", b"engine", "input", b"input", "loaded_only", b"loaded_only", "model", b"model", "output", b"output", "prompt", b"prompt", "prompt_token_ids", b"prompt_token_ids", "request_id", b"request_id", "response_format", b"response_format", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_input: _TypeAlias = _typing.Literal["prompt", "chat", "prompt_token_ids"]  # noqa: Y015
     _WhichOneofArgType_input: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015
@@ -937,6 +944,7 @@ class TokenizeRequest(_message.Message):
     CHAT_FIELD_NUMBER: _builtins.int
     ADD_SPECIAL_TOKENS_FIELD_NUMBER: _builtins.int
     RETURN_PIECES_FIELD_NUMBER: _builtins.int
+    LOADED_ONLY_FIELD_NUMBER: _builtins.int
     engine: _common_pb2.Engine.ValueType
     """The engine meant (see GenerateRequest.engine)."""
     model: _builtins.str
@@ -949,6 +957,8 @@ class TokenizeRequest(_message.Message):
     """
     return_pieces: _builtins.bool
     """Also return the text piece of each token."""
+    loaded_only: _builtins.bool
+    """As GenerateRequest.loaded_only."""
     @_builtins.property
     def chat(self) -> Global___ChatInput:
         """A conversation rendered with the model's chat template."""
@@ -962,10 +972,11 @@ class TokenizeRequest(_message.Message):
         chat: Global___ChatInput | None = ...,
         add_special_tokens: _builtins.bool | None = ...,
         return_pieces: _builtins.bool = ...,
+        loaded_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_add_special_tokens", b"_add_special_tokens", "add_special_tokens", b"add_special_tokens", "chat", b"chat", "input", b"input", "text", b"text"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_add_special_tokens", b"_add_special_tokens", "add_special_tokens", b"add_special_tokens", "chat", b"chat", "engine", b"engine", "input", b"input", "model", b"model", "return_pieces", b"return_pieces", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_add_special_tokens", b"_add_special_tokens", "add_special_tokens", b"add_special_tokens", "chat", b"chat", "engine", b"engine", "input", b"input", "loaded_only", b"loaded_only", "model", b"model", "return_pieces", b"return_pieces", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__add_special_tokens: _TypeAlias = _typing.Literal["add_special_tokens"]  # noqa: Y015
     _WhichOneofArgType__add_special_tokens: _TypeAlias = _typing.Literal["_add_special_tokens", b"_add_special_tokens"]  # noqa: Y015
@@ -1021,10 +1032,13 @@ class DetokenizeRequest(_message.Message):
     ENGINE_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     TOKEN_IDS_FIELD_NUMBER: _builtins.int
+    LOADED_ONLY_FIELD_NUMBER: _builtins.int
     engine: _common_pb2.Engine.ValueType
     """The engine meant (see GenerateRequest.engine)."""
     model: _builtins.str
     """The model, as in GenerateRequest.model."""
+    loaded_only: _builtins.bool
+    """As GenerateRequest.loaded_only."""
     @_builtins.property
     def token_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """The token ids. Each must be inside the vocabulary."""
@@ -1035,10 +1049,11 @@ class DetokenizeRequest(_message.Message):
         engine: _common_pb2.Engine.ValueType = ...,
         model: _builtins.str = ...,
         token_ids: _abc.Iterable[_builtins.int] | None = ...,
+        loaded_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "model", b"model", "token_ids", b"token_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "loaded_only", b"loaded_only", "model", b"model", "token_ids", b"token_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1106,12 +1121,15 @@ class EmbedRequest(_message.Message):
     ENGINE_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     INPUTS_FIELD_NUMBER: _builtins.int
+    LOADED_ONLY_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Caller-chosen id for logs and tracing; the engine makes one when empty."""
     engine: _common_pb2.Engine.ValueType
     """The engine meant (see GenerateRequest.engine)."""
     model: _builtins.str
     """The model, as in GenerateRequest.model; it must be loaded for embeddings."""
+    loaded_only: _builtins.bool
+    """As GenerateRequest.loaded_only."""
     @_builtins.property
     def inputs(self) -> _containers.RepeatedCompositeFieldContainer[Global___EmbedInput]:
         """The inputs, at most 2048; each must fit the model's context."""
@@ -1123,10 +1141,11 @@ class EmbedRequest(_message.Message):
         engine: _common_pb2.Engine.ValueType = ...,
         model: _builtins.str = ...,
         inputs: _abc.Iterable[Global___EmbedInput] | None = ...,
+        loaded_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "inputs", b"inputs", "model", b"model", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "inputs", b"inputs", "loaded_only", b"loaded_only", "model", b"model", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -58,6 +58,9 @@ def test_switchyard_up_with_api_keys_serves_heals_and_stops_everything_on_ctrl_c
             assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
         supervisor = psutil.Process(proc.pid)
+        parts = supervisor.children(recursive=True)
+        holders = sorted(" ".join(p.cmdline()[:3]) for p in parts if "SWITCHYARD_API_KEYS" in p.environ())
+        assert len(holders) == 1 and "gateway" in holders[0], holders  # not the router, engines or llama-server
         engine = next(p for p in supervisor.children(recursive=True) if "services.engine_llamacpp" in p.cmdline())
         killed = time.monotonic()
         engine.kill()

@@ -178,7 +178,7 @@ async def test_aliases_are_unique_and_names_bounded(host: ModelHost) -> None:
     await explicit_load(host, "a", aliases=["shared"])
     with pytest.raises(InvalidArgument, match="'shared' is already used"):
         host.prepare(load("b", aliases=["shared"]))
-    with pytest.raises(InvalidArgument, match="served_model_name .* must be"):
+    with pytest.raises(InvalidArgument, match=r"served_model_name .* must be"):
         host.prepare(load("b", served_model_name="x\x00y"))
     with pytest.raises(InvalidArgument, match="keep_alive_s"):
         host.prepare(load("b", keep_alive_s=float("inf")))
