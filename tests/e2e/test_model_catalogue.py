@@ -57,11 +57,11 @@ def test_the_catalogue_lists_what_the_roots_hold_as_available(catalogue_stack: S
         client(catalogue_stack).models.retrieve("no-such-model")
 
 
-def test_a_model_loadable_by_both_engines_asks_which(catalogue_stack: Stack) -> None:
+def test_a_model_loadable_by_both_engines_goes_by_the_engine_order(catalogue_stack: Stack) -> None:
     if len(ENGINE_NAMES) < 2:
         pytest.skip("needs both engines")
-    with pytest.raises(openai.BadRequestError, match="set engine"):
-        client(catalogue_stack).completions.create(model=SECOND, prompt="hi", max_tokens=2)
+    answer = client(catalogue_stack).completions.create(model=SECOND, prompt="hi", max_tokens=2)
+    assert answer.model_extra is not None and answer.model_extra["engine"] == "llamacpp"  # first in the default order
 
 
 @pytest.mark.parametrize("engine", ENGINE_NAMES)

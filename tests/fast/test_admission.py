@@ -36,8 +36,8 @@ async def test_a_full_model_answers_429_with_retry_after_and_loses_nothing(fake_
         httpx.AsyncClient(base_url=stack.url, timeout=60) as client,
     ):
         engine = stack.engine(LLAMA)
+        engine.host.settings.max_in_flight = 2  # before the load, so the status the load publishes shows it
         await client.post("/v1/completions", json={"model": "demo", "prompt": "x", "max_tokens": 1})  # loads it
-        engine.host.settings.max_in_flight = 2
         engine.adapter.token_delay_s = 0.05  # the admitted two stay busy while the burst comes
         admitted = [asyncio.create_task(streamed_text(client)) for _ in range(2)]
         await until(lambda: in_flight(stack) == 2, "two requests in flight")
@@ -54,7 +54,9 @@ async def test_a_full_model_answers_429_with_retry_after_and_loses_nothing(fake_
 
 async def test_one_api_key_may_have_so_many_requests_at_once(fake_root: Path) -> None:
     async with (
-        fast_stack(fake_root, kinds=(LLAMA,), api_keys=["a", "b"], max_concurrent_per_key=1) as stack,
+        fast_stack(
+            fake_root, kinds=(LLAMA,), api_keys=["a", "b"], max_concurrent_per_key=1, users_load_on_demand=True
+        ) as stack,
         httpx.AsyncClient(base_url=stack.url, timeout=60) as client,
     ):
         engine = stack.engine(LLAMA)
