@@ -34,6 +34,10 @@ MIN_LOGPROB = -9999.0
 MAX_STOP_STRINGS = 16
 MAX_ARGUMENTS = 1024 * 1024  # a tool call's arguments sent back in a conversation
 MAX_EMBED_INPUTS = 2048
+# A text longer than this many bytes per token of the context cannot fit it (tokens average 3-5
+# bytes; runs of spaces or dashes reach a few dozen): refused before a child tokenizes it, so
+# a 50 MiB prompt costs no engine gigabytes to find that out.
+MAX_BYTES_PER_TOKEN = 48
 # Ids and names end up in log lines and error messages: printable and short.
 MAX_ID_CHARS = 256
 SERVED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
@@ -171,15 +175,31 @@ def _check_token_ids(name: str, ids: list[int], vocab_size: int) -> None:
         raise InvalidArgument(f"{name} has token id {bad} outside the vocabulary (size {vocab_size})")
 
 
+def check_text_fits(what: str, size: int, max_model_len: int) -> None:
+    """Refuse ``size`` characters of text that cannot fit the context (MAX_BYTES_PER_TOKEN)."""
+    bound = max_model_len * MAX_BYTES_PER_TOKEN
+    if max_model_len and size > bound:
+        raise InvalidArgument(
+            f"{what} has {size} characters; it cannot fit the model's context of {max_model_len} tokens "
+            f"(at most {bound} characters are taken)"
+        )
+
+
+def chat_chars(chat: pb.ChatInput) -> int:
+    return sum(len(m.content) + sum(len(c.arguments) for c in m.tool_calls) for m in chat.messages)
+
+
 def _input_from_proto(
-    req: pb.GenerateRequest, vocab_size: int
+    req: pb.GenerateRequest, vocab_size: int, max_model_len: int
 ) -> tuple[str | None, ChatParams | None, list[int] | None]:
     which = req.WhichOneof("input")
     if which == "prompt":
         if not req.prompt:
             raise InvalidArgument("prompt is empty")
+        check_text_fits("prompt", len(req.prompt), max_model_len)
         return req.prompt, None, None
     if which == "chat":
+        check_text_fits("chat", chat_chars(req.chat), max_model_len)
         return None, chat_from_proto(req.chat), None
     if which == "prompt_token_ids":
         ids = list(req.prompt_token_ids.ids)
@@ -247,7 +267,7 @@ def _stopping_from_proto(s: pb.StoppingCriteria, vocab_size: int, max_model_len:
 
 def generation_from_proto(req: pb.GenerateRequest, vocab_size: int, max_model_len: int) -> GenerationParams:
     """Validate a GenerateRequest against the loaded model's vocabulary and context length."""
-    prompt, chat, ids = _input_from_proto(req, vocab_size)
+    prompt, chat, ids = _input_from_proto(req, vocab_size, max_model_len)
     constraint = constraint_from_proto(req, chat.plan if chat is not None else None)
     logprobs: int | None = None
     if req.output.HasField("logprobs"):
@@ -267,13 +287,17 @@ def generation_from_proto(req: pb.GenerateRequest, vocab_size: int, max_model_le
     )
 
 
-def tokenize_from_proto(req: pb.TokenizeRequest) -> TokenizeParams:
+def tokenize_from_proto(req: pb.TokenizeRequest, max_model_len: int = 0) -> TokenizeParams:
+    """``max_model_len``: the loaded model's; text much longer than it could ever fit is
+    refused before it is tokenized (0: no bound)."""
     which = req.WhichOneof("input")
     if which == "text":
         if not req.text:
             raise InvalidArgument("text is empty")
+        check_text_fits("text", len(req.text), max_model_len)
         chat = None
     elif which == "chat":
+        check_text_fits("chat", chat_chars(req.chat), max_model_len)
         chat = chat_from_proto(req.chat)
     else:
         raise InvalidArgument("no input: set text or chat")
@@ -298,6 +322,7 @@ def embed_from_proto(req: pb.EmbedRequest, vocab_size: int, max_model_len: int) 
     for i, item in enumerate(req.inputs):
         which = item.WhichOneof("input")
         if which == "text" and item.text:
+            check_text_fits(f"inputs[{i}]", len(item.text), max_model_len)
             inputs.append(item.text)
         elif which == "tokens" and item.tokens.ids:
             ids = list(item.tokens.ids)

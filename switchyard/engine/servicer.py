@@ -144,9 +144,9 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
     ) -> inference_pb2.TokenizeResponse:
         async with (
             grpc_errors(context, "Tokenize"),
-            self._request(request, request.engine, request.model, request.loaded_only, None) as (_, running, _),
+            self._request(request, request.engine, request.model, request.loaded_only, None) as (_, running, info),
         ):
-            return await running.tokenize(tokenize_from_proto(request))
+            return await running.tokenize(tokenize_from_proto(request, info.max_model_len))
         raise AssertionError("unreachable")
 
     async def Detokenize(

@@ -72,6 +72,11 @@ def test_top_k_disabled_values_map_to_zero() -> None:
         (make(output=pb.OutputOptions(logprobs=-1)), "logprobs must be between"),
         (make(request_id="r" * 100_000), "request_id is longer than 256"),
         (make(request_id="line\nbreak"), "request_id has control characters"),
+        (make(prompt="x" * (CTX * 48 + 1)), "cannot fit the model's context"),
+        (
+            pb.GenerateRequest(chat=pb.ChatInput(messages=[pb.ChatMessage(role="user", content="x" * (CTX * 48 + 1))])),
+            "chat has",
+        ),
     ],
 )
 def test_bad_requests_are_invalid_argument(request_: pb.GenerateRequest, message: str) -> None:
@@ -95,6 +100,12 @@ def test_tokenize_defaults_add_special_tokens_like_generate() -> None:
     assert params.add_special_tokens and params.text == "hi"
     params = tokenize_from_proto(pb.TokenizeRequest(text="hi", add_special_tokens=False))
     assert not params.add_special_tokens
+
+
+def test_text_that_cannot_fit_is_refused_before_tokenizing() -> None:
+    with pytest.raises(InvalidArgument, match="cannot fit"):
+        tokenize_from_proto(pb.TokenizeRequest(text="x" * (CTX * 48 + 1)), CTX)
+    assert tokenize_from_proto(pb.TokenizeRequest(text="x" * CTX * 48), CTX).text
 
 
 @pytest.mark.parametrize("request_", [pb.TokenizeRequest(), pb.TokenizeRequest(text="")])
