@@ -39,6 +39,11 @@ POOLING = {
 }
 
 
+def context_size(request: control_pb2.LoadModelRequest, default_ctx: int) -> int:
+    """The tokens of the shared KV cache a load asks for (``-c``)."""
+    return request.llamacpp.ctx_size if request.llamacpp.HasField("ctx_size") else default_ctx
+
+
 def server_args(
     model: Path,
     served_name: str,
@@ -54,7 +59,7 @@ def server_args(
     input in one batch, as llama-server needs, so its batch is the context.
     """
     opts = request.llamacpp
-    ctx = opts.ctx_size if opts.HasField("ctx_size") else default_ctx
+    ctx = context_size(request, default_ctx)
     parallel = opts.parallel if opts.HasField("parallel") else default_parallel
     if ctx < 16:
         raise InvalidArgument(f"llamacpp.ctx_size must be at least 16, got {ctx}")

@@ -18,6 +18,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.engine_llamacpp import convert
+from services.engine_llamacpp.budget import TokenBudget
 from services.engine_llamacpp.http_stream import StreamingPoster
 from services.engine_llamacpp.process import ChildExited, LlamaServerProcess
 from services.engine_llamacpp.settings import LlamacppSettings
@@ -85,7 +86,7 @@ class LlamaCppAdapter:
         progress(0.1, "starting llama-server")
         proc = LlamaServerProcess(self.binary, spec.launch, on_log=on_log)
         await proc.spawn()
-        return LlamaServerModel(proc, self.settings)
+        return LlamaServerModel(proc, self.settings, convert.context_size(spec.request, self.settings.ctx_size))
 
     async def close(self) -> None:
         pass
@@ -96,9 +97,10 @@ class LlamaServerModel:
     own token-stream poster: closing both ends every request to it at once, queued ones
     included."""
 
-    def __init__(self, proc: LlamaServerProcess, settings: LlamacppSettings) -> None:
+    def __init__(self, proc: LlamaServerProcess, settings: LlamacppSettings, cache_tokens: int) -> None:
         self.proc = proc
         self.settings = settings
+        self.budget = TokenBudget(cache_tokens)  # services/engine_llamacpp/budget.py
         self.device = "cpu"
         self._http = _http_client()
         self._streams = StreamingPoster(proc.host, proc.port)
@@ -146,7 +148,7 @@ class LlamaServerModel:
                     figures[sample.name] = sample.value
         return control_pb2.Load(
             running_requests=int(figures.get("llamacpp:requests_processing", 0)),
-            waiting_requests=int(figures.get("llamacpp:requests_deferred", 0)),
+            waiting_requests=int(figures.get("llamacpp:requests_deferred", 0)) + self.budget.waiting,
         )
 
     def engine_metrics(self) -> list[Metric]:
@@ -184,14 +186,34 @@ class LlamaServerModel:
         prompt: str = (await self._post("/apply-template", body))["prompt"]
         return prompt
 
+    async def _prompt_ids(self, params: GenerationParams) -> list[int]:
+        """The prompt as llama-server's /completion would tokenize it (BOS added, special
+        tokens parsed): counted for the budget, then sent as ids so it is tokenized once."""
+        if params.prompt_token_ids is not None:
+            return list(params.prompt_token_ids)
+        text = await self._render_chat(params.chat) if params.chat is not None else params.prompt
+        answer = await self._post("/tokenize", {"content": text, "add_special": True, "parse_special": True})
+        return [int(token) for token in answer["tokens"]]
+
+    def _tokens_to_hold(self, prompt_tokens: int, max_tokens: int | None) -> int:
+        assert self._info is not None
+        context = self._info.max_model_len
+        if prompt_tokens >= context:
+            raise InvalidArgument(f"the prompt has {prompt_tokens} tokens; the model's context length is {context}")
+        return min(prompt_tokens + (max_tokens or context), context)
+
     async def generate(self, params: GenerationParams) -> AsyncIterator[inference_pb2.GenerateResponse]:
         if params.min_tokens:
             raise InvalidArgument("min_tokens is not supported by the llamacpp engine")
         timing = RequestClock()
-        if params.chat is not None:
-            prompt: str | list[int] = await self._render_chat(params.chat)
-        else:
-            prompt = params.prompt if params.prompt is not None else list(params.prompt_token_ids or [])
+        prompt = await self._prompt_ids(params)
+        async with self.budget.hold(self._tokens_to_hold(len(prompt), params.max_tokens)):
+            async for response in self._generate(params, prompt, timing):
+                yield response
+
+    async def _generate(
+        self, params: GenerationParams, prompt: list[int], timing: RequestClock
+    ) -> AsyncIterator[inference_pb2.GenerateResponse]:
         stream = convert.CompletionStream(params)
         try:
             body = convert.completion_body(params, prompt)

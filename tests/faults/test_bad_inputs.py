@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from switchyard.v1 import common_pb2, control_pb2, control_pb2_grpc, inference_pb2, inference_pb2_grpc
+from tests.conftest import SECOND
 from tests.e2e.conftest import Stack
 from tests.faults.conftest import DEMO, ENGINES, FIGURES
 
@@ -76,21 +77,21 @@ HTTP_CASES: list[tuple[str, str, str, int, str]] = [
     (
         "alias-takes-a-loaded-name",
         "/v1/models/load",
-        json.dumps({"model_path": "second.gguf", "engine": "llamacpp", "aliases": [DEMO]}),
+        json.dumps({"model_path": f"{SECOND}.gguf", "engine": "llamacpp", "aliases": [DEMO]}),
         400,
         "already used",
     ),
     (
         "served-name-with-a-path",
         "/v1/models/load",
-        json.dumps({"model_path": "second.gguf", "engine": "llamacpp", "served_model_name": "../x"}),
+        json.dumps({"model_path": f"{SECOND}.gguf", "engine": "llamacpp", "served_model_name": "../x"}),
         400,
         "served_model_name",
     ),
     (
         "alias-a-hub-id",
         "/v1/models/load",
-        json.dumps({"model_path": "second.gguf", "engine": "llamacpp", "aliases": ["org/repo:Q4_K_M"]}),
+        json.dumps({"model_path": f"{SECOND}.gguf", "engine": "llamacpp", "aliases": ["org/repo:Q4_K_M"]}),
         400,
         "aliases",
     ),

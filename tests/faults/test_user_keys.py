@@ -31,7 +31,7 @@ def keyed(fault_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 def loaded(stack: Stack) -> dict[str, list[str]]:
     return {
-        engine: sorted(str(m["name"]) for m in stack.engine_status(engine)["models"])  # type: ignore[union-attr]
+        engine: sorted(str(m["model"]) for m in stack.engine_status(engine)["models"])  # type: ignore[union-attr]
         for engine in stack.engines
     }
 
