@@ -10,7 +10,7 @@ from google.protobuf.struct_pb2 import Struct
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from gateway.errors import ApiError
-from switchyard.engine.params import CHAT_ROLES
+from switchyard.contract import CHAT_ROLES
 from switchyard.v1 import inference_pb2 as pb
 
 TEXT_PARTS = ("text", "input_text")

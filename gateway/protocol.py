@@ -16,8 +16,8 @@ from gateway.errors import ApiError
 from gateway.json_limits import check_json
 from gateway.openai_fields import CHAT_FIELDS, COMPLETION_FIELDS, EMBEDDING_FIELDS, check_extras
 from switchyard import request_id
-from switchyard.engine.hub import default_engine
 from switchyard.engines import ENGINES_BY_NAME
+from switchyard.hub_names import default_engine
 from switchyard.v1 import common_pb2, control_pb2
 from switchyard.v1 import inference_pb2 as pb
 

@@ -20,8 +20,8 @@ import grpc
 from tqdm import tqdm
 
 from switchyard.demo_model import make_demo_model
-from switchyard.engine.hub import HF_PREFIX, default_engine
 from switchyard.engines import ENGINES_BY_NAME
+from switchyard.hub_names import HF_PREFIX, default_engine
 from switchyard.llama_build import ensure_llama_server
 from switchyard.runtime import service_token
 from switchyard.runtime.logs import configure_logging

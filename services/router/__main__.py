@@ -7,7 +7,7 @@ import asyncio
 from services.router.backends import Backend, BackendPool, BackendSpec
 from services.router.servicer import RouterServicer, add_to_server
 from services.router.settings import RouterSettings
-from switchyard.engine.servicer import SERVICE_NAMES
+from switchyard.contract import SERVICE_NAMES
 from switchyard.runtime import tracing
 from switchyard.runtime.logs import configure_logging
 from switchyard.runtime.loop import run

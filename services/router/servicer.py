@@ -18,10 +18,10 @@ from services.router.backends import Backend, BackendPool
 from services.router.catalogue import Catalogue
 from services.router.picker import EnginePolicy, choose, eligible
 from switchyard import request_id
-from switchyard.engine.hub import ModelRef, canonical
 from switchyard.engines import engine_name
 from switchyard.enums import check_enums
 from switchyard.errors import Context, InvalidArgument, NotFound, Unavailable, grpc_errors, trailers
+from switchyard.hub_names import ModelRef, canonical
 from switchyard.model_status import model_in
 from switchyard.stream_metadata import ours
 from switchyard.v1 import common_pb2, control_pb2, control_pb2_grpc, inference_pb2, inference_pb2_grpc

@@ -1,4 +1,5 @@
-"""Models from the Hugging Face hub: their names, which files an engine fetches, where they land.
+"""Models from the Hugging Face hub: which files an engine fetches, where they land (their names are
+``switchyard.hub_names``, re-exported here).
 
 Pure functions, tested without a hub. The download itself runs in a worker process
 (``switchyard.engine.pull_worker``), so a pull can be cancelled by stopping it and never blocks
@@ -16,17 +17,16 @@ import fnmatch
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from switchyard.errors import FailedPrecondition, InvalidArgument, NotFound
+from switchyard.errors import FailedPrecondition, NotFound
+from switchyard.hub_names import HF_PREFIX as HF_PREFIX  # re-exported: engine modules import hub naming from here
+from switchyard.hub_names import ModelRef as ModelRef
+from switchyard.hub_names import canonical as canonical
+from switchyard.hub_names import default_engine as default_engine
 from switchyard.v1 import common_pb2
 
-HF_PREFIX = "hf:"
-_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
-REPO_ID = re.compile(rf"{_PART}/{_PART}")
-QUANT = re.compile(r"[A-Za-z0-9_]{1,32}")
 DEFAULT_QUANT = "Q4_K_M"  # llama-server's choice when -hf names none
 SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
 MARKER = ".switchyard-pull.json"
@@ -37,46 +37,6 @@ MAX_FILE_BYTES = 2**50  # 1 PiB: more is no model file, but a lie
 MAX_LISTED_FILES = 100_000
 # What vLLM needs of a repository: configuration, tokenizer and safetensors weights, top level.
 VLLM_FILES = ("*.json", "*.safetensors", "tokenizer.model", "*.tiktoken", "*.txt", "*.jinja")
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """``ORG/REPO`` with an optional GGUF quantization."""
-
-    repo: str
-    quant: str | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.repo}:{self.quant}" if self.quant else self.repo
-
-    @classmethod
-    def parse(cls, text: str) -> ModelRef:
-        """``[hf:]ORG/REPO[:QUANT]``; InvalidArgument for anything else."""
-        body = text.removeprefix(HF_PREFIX)
-        repo, colon, quant = body.partition(":")
-        if not REPO_ID.fullmatch(repo) or ".." in repo:
-            raise InvalidArgument(f"{text!r} is not a hub repository id (ORG/REPO or ORG/REPO:QUANT)")
-        if colon and not QUANT.fullmatch(quant):
-            raise InvalidArgument(f"{quant!r} is not a quantization name (e.g. Q4_K_M)")
-        return cls(repo, quant or None)
-
-    @staticmethod
-    def looks_like(text: str) -> bool:
-        """Whether a model name is a hub id (so a request naming it may pull it)."""
-        return REPO_ID.fullmatch(text.removeprefix(HF_PREFIX).partition(":")[0]) is not None
-
-
-def canonical(name: str) -> str:
-    """``hf:ORG/REPO[:QUANT]`` names the model ``ORG/REPO[:QUANT]``."""
-    return name.removeprefix(HF_PREFIX) if name.startswith(HF_PREFIX) and ModelRef.looks_like(name) else name
-
-
-def default_engine(model: str) -> str:
-    """The engine a pull is for when none is named: llama.cpp for a quantization or a
-    repository named *GGUF, else vLLM."""
-    repo, _, quant = model.removeprefix(HF_PREFIX).partition(":")
-    return "llamacpp" if quant or repo.lower().endswith("gguf") else "vllm"
 
 
 def check_commit(sha: object) -> str:

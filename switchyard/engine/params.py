@@ -15,6 +15,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
+from switchyard.contract import CHAT_ROLES, MAX_EMBED_INPUTS, MAX_LOGPROBS, MAX_STOP_STRINGS
 from switchyard.engine.hub import ModelRef
 from switchyard.engine.schema_check import load_bounded
 from switchyard.engine.structured import (
@@ -28,12 +29,9 @@ from switchyard.engine.structured import (
 from switchyard.errors import InvalidArgument
 from switchyard.v1 import inference_pb2 as pb
 
-MAX_LOGPROBS = 20
 # Engines report a zero probability as -inf or -FLT_MAX; the contract uses this finite floor.
 MIN_LOGPROB = -9999.0
-MAX_STOP_STRINGS = 16
 MAX_ARGUMENTS = 1024 * 1024  # a tool call's arguments sent back in a conversation
-MAX_EMBED_INPUTS = 2048
 # A text longer than this many bytes per token of the context cannot fit it (tokens average 3-5
 # bytes; runs of spaces or dashes reach a few dozen): refused before a child tokenizes it, so
 # a 50 MiB prompt costs no engine gigabytes to find that out.
@@ -41,7 +39,6 @@ MAX_BYTES_PER_TOKEN = 48
 # Ids and names end up in log lines and error messages: printable and short.
 MAX_ID_CHARS = 256
 SERVED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
-CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ import logging
 from prometheus_client import REGISTRY
 from prometheus_client.metrics_core import Metric
 
+from switchyard.contract import SERVICE_NAMES
 from switchyard.engine import metrics
 from switchyard.engine.host import ModelHost
 from switchyard.engine.protocol import EngineAdapter
-from switchyard.engine.servicer import SERVICE_NAMES, EngineServicer
+from switchyard.engine.servicer import EngineServicer
 from switchyard.errors import EngineError
 from switchyard.runtime import tracing
 from switchyard.runtime.server import GrpcService

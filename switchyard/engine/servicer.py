@@ -39,12 +39,6 @@ from switchyard.v1 import (
 logger = logging.getLogger(__name__)
 
 
-SERVICE_NAMES = (
-    inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name,
-    control_pb2.DESCRIPTOR.services_by_name["Control"].full_name,
-)
-
-
 async def shaped(
     stream: AsyncIterator[inference_pb2.GenerateResponse], shaper: CallShaper
 ) -> AsyncIterator[inference_pb2.GenerateResponse]:
