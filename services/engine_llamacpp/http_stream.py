@@ -148,12 +148,18 @@ class StreamingPoster:
         if self._closed:
             raise ConnectionError("the poster was closed")
         payload = orjson.dumps(body)
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self.host, self.port, limit=MAX_HEAD), self.connect_timeout_s
-        )
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the connection when it
+        # completes just as the caller is cancelled, swallowing the cancellation, and the request
+        # then ran to its end with nobody reading (issue 19: once in 380 disconnects).
+        async with asyncio.timeout(self.connect_timeout_s):
+            reader, writer = await asyncio.open_connection(self.host, self.port, limit=MAX_HEAD)
         if self._closed:  # closed while connecting: this call is cut too
             writer.transport.abort()
             raise ConnectionError("the poster was closed")
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # cancelled as the connection opened: send nothing
+            writer.transport.abort()
+            raise asyncio.CancelledError
         self._open.add(writer)
         try:
             writer.write(

@@ -153,3 +153,31 @@ async def test_close_while_connecting_cuts_that_call_too() -> None:
 async def read_all_prompt(poster: StreamingPoster, prompt: str) -> bytes:
     async with poster.post("/completion", {"prompt": prompt}) as answer:
         return b"".join([piece async for piece in answer.body_chunks()])
+
+
+async def test_a_caller_cancelled_as_its_connection_opens_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection completes in the same turn the caller is cancelled: the call must end
+    cancelled, never go on to send its request (Python 3.11's wait_for swallowed this)."""
+    requests: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(b"a request arrived")
+
+    server, port = await serve(script)
+    poster = StreamingPoster("127.0.0.1", port)
+    real_open = asyncio.open_connection
+    caller: asyncio.Task[bytes] | None = None
+
+    async def open_then_cancel_the_caller(*args: object, **kwargs: object) -> object:
+        connection = await real_open(*args, **kwargs)  # type: ignore[arg-type]
+        assert caller is not None
+        caller.cancel()  # arrives as the connection is handed over
+        return connection
+
+    monkeypatch.setattr(asyncio, "open_connection", open_then_cancel_the_caller)
+    async with server:
+        caller = asyncio.create_task(read_all_prompt(poster, "x"))
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        await asyncio.sleep(0.2)  # a request sent by mistake would reach the script by now
+        assert requests == [] and not poster._open
