@@ -1,5 +1,6 @@
-"""The FastAPI application: wiring only. The routes live in gateway/routes/, one module per
-part of the API; each validates, calls the router and shapes the answer."""
+"""The FastAPI application: wiring only. The routes live in one package per endpoint family
+(``gateway/<family>/routes.py``), each with its request models (``protocol.py``) and, where it
+makes the routes thin, a serving object holding the router connection and the settings."""
 
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from gateway import errors
+from gateway.chat import routes as chat
+from gateway.completions import routes as completions
 from gateway.connection import Router
+from gateway.embeddings import routes as embeddings
 from gateway.limits import ConcurrencyPerKey, RequestIdHeader, RequestRecorder, RequestSizeLimit
-from gateway.routes import admin, docs, observability, openai, seed, tokens
+from gateway.models import routes as models
+from gateway.ops import docs
+from gateway.ops import routes as ops
 from gateway.settings import GatewaySettings
+from gateway.tokens import routes as tokens
 from switchyard.runtime import tracing
 from switchyard.runtime.logs import configure_logging
 from switchyard.runtime.service_token import read_token
@@ -46,7 +53,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         responses=errors.ERROR_RESPONSES,
-        docs_url=None,  # served by routes/docs.py, behind the keys
+        docs_url=None,  # served by ops/docs.py, behind the keys
         redoc_url=None,
         openapi_url=None,
     )
@@ -60,8 +67,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, errors.handle_validation_error)
     app.add_exception_handler(HTTPException, errors.handle_http_error)
     app.add_exception_handler(Exception, unexpected)
-    for part in (seed, openai, admin, tokens, observability, docs):
-        app.include_router(part.router)
+    for router in (
+        completions.router,
+        chat.router,
+        embeddings.router,
+        models.router,
+        models.admin,
+        tokens.router,
+        ops.router,
+        docs.router,
+    ):
+        app.include_router(router)
     tracing.instrument_app(app)
     return app
 

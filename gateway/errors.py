@@ -3,7 +3,6 @@ error body ``{"error": {"message", "type", "param", "code"}}`` with the right HT
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -121,11 +120,6 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> ApiError:
 def json_error(error: ApiError) -> JSONResponse:
     body = error_body(error.status, error.message, error.param)
     return JSONResponse(body, status_code=error.status, headers=error.headers)
-
-
-def sse_error(error: ApiError) -> str:
-    """An error sent in-band after the stream started (the status line is already out)."""
-    return f"data: {json.dumps(error_body(error.status, error.message, error.param))}\n\ndata: [DONE]\n\n"
 
 
 async def handle_api_error(request: Request, exc: Exception) -> JSONResponse:

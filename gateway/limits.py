@@ -169,7 +169,7 @@ class RequestRecorder(HttpMiddleware):
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            path = getattr(scope.get("route"), "path", "unmatched")
+            path = metrics.route_label(scope)
             metrics.REQUESTS.labels(path, str(status)).inc()
             if status >= 400:
                 metrics.ERRORS.labels(path, str(status)).inc()

@@ -102,6 +102,9 @@ def eligible(
             raise
     else:
         serving = [b for b in live if b.status.state == LOADED] or [b for b in live if b.status.state == LOADING]
+        failed = next((m for b in live for m in b.status.models if m.state == ERROR), None)
+        if not serving and failed is not None:  # a model that died (and is being restarted): come back
+            raise Unavailable(f"model {failed.name!r} is in error on {where}: {failed.error}; retry")
         if not serving:
             raise FailedPrecondition(f"no model loaded on {where}")
     if engine != common_pb2.ENGINE_UNSPECIFIED:

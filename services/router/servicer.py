@@ -281,8 +281,10 @@ class RouterServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
                 if not replicas:
                     where = f"any {engine_name(request.engine)} backend" if request.engine else "any backend"
                     raise NotFound(f"model {request.model!r} is not loaded on {where}")
-            else:
+            elif request.all:
                 replicas = self._replicas(request.engine, "UnloadModel")
+            else:
+                raise InvalidArgument("name the model to unload, or set all to unload every model")
             answers = await asyncio.gather(
                 *(b.control.UnloadModel(request, timeout=_timeout(context)) for b in replicas),
                 return_exceptions=True,

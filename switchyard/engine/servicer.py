@@ -223,6 +223,8 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         async with grpc_errors(context, "UnloadModel"):
             check_enums(request)
             self._check_engine(request.engine)
+            if not request.model and not request.all:
+                raise InvalidArgument("name the model to unload, or set all to unload every model")
             await self.host.unload(request.model)
             return control_pb2.UnloadModelResponse(statuses=[self.host.board.status])
         raise AssertionError("unreachable")

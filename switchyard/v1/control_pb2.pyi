@@ -696,19 +696,25 @@ class UnloadModelRequest(_message.Message):
 
     ENGINE_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
+    ALL_FIELD_NUMBER: _builtins.int
     engine: _common_pb2.Engine.ValueType
     """The engine meant (see LoadModelRequest.engine)."""
     model: _builtins.str
-    """The model (served name or alias); empty unloads every model of the engine."""
+    """The model (served name or alias). Empty needs all: an empty request unloads nothing
+    (INVALID_ARGUMENT), so a malformed or default message never empties an engine.
+    """
+    all: _builtins.bool
+    """Unload every model of the engine (of every engine when engine is unspecified)."""
     def __init__(
         self,
         *,
         engine: _common_pb2.Engine.ValueType = ...,
         model: _builtins.str = ...,
+        all: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "model", b"model"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all", b"all", "engine", b"engine", "model", b"model"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -62,3 +62,16 @@ async def test_a_request_loads_its_model_on_demand_and_streams(channel: grpc.aio
     assert responses[-1].finished.model == "a"
     status = await control_pb2_grpc.ControlStub(channel).GetStatus(control_pb2.GetStatusRequest(), timeout=10)
     assert [m.name for m in status.statuses[0].models] == ["a"]
+
+
+async def test_an_empty_unload_unloads_nothing_and_all_unloads_everything(channel: grpc.aio.Channel) -> None:
+    stub = inference_pb2_grpc.InferenceStub(channel)
+    [r async for r in stub.Generate(inference_pb2.GenerateRequest(model="a", prompt="hi"), timeout=10)]
+    control = control_pb2_grpc.ControlStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await control.UnloadModel(control_pb2.UnloadModelRequest(), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "set all" in (info.value.details() or "")
+    status = await control.GetStatus(control_pb2.GetStatusRequest(), timeout=10)
+    assert [m.name for m in status.statuses[0].models] == ["a"]
+    answer = await control.UnloadModel(control_pb2.UnloadModelRequest(all=True), timeout=10)
+    assert list(answer.statuses[0].models) == []

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.chat.protocol import ChatCompletionRequest
+from gateway.completions.protocol import CompletionRequest
 from gateway.errors import ApiError
-from gateway.protocol import ChatCompletionRequest, CompletionRequest, LoadRequest
-from gateway.status import seed_status
+from gateway.models.protocol import LoadRequest
+from gateway.models.status import seed_status
 from switchyard.v1 import common_pb2, control_pb2
 from switchyard.v1 import inference_pb2 as pb
 
@@ -77,13 +79,13 @@ def test_seed_status_loading_wins_and_shows_progress() -> None:
 
 
 def test_finish_reason_names() -> None:
-    from gateway.protocol import FINISH_REASONS
+    from gateway.generation.responses import FINISH_REASONS
 
     assert FINISH_REASONS[pb.FINISH_REASON_STOP] == "stop" and FINISH_REASONS[pb.FINISH_REASON_LENGTH] == "length"
 
 
 def test_catalogue_merges_replicas_aliases_and_available_models() -> None:
-    from gateway.catalogue import model_list
+    from gateway.models.catalogue import model_list
 
     loaded = control_pb2.ModelStatus(name="m", aliases=["gpt"], state=control_pb2.MODEL_STATE_LOADED)
     loading = control_pb2.ModelStatus(name="m", state=control_pb2.MODEL_STATE_LOADING)

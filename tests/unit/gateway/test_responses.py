@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.responses import ResponseBuilder, sse_bytes
+from gateway.generation.responses import ResponseBuilder
+from gateway.streaming import sse_bytes
 from switchyard.v1 import common_pb2
 from switchyard.v1 import inference_pb2 as pb
 

@@ -54,6 +54,7 @@ def test_engine_then_model_filters() -> None:
         ([backend("a", VLLM, model="x")], VLLM, "y", NotFound, "'y' is not loaded on any vllm backend"),
         ([backend("a", VLLM, model="x", state=ERROR)], VLLM, "x", Unavailable, "'x' is in error"),
         ([backend("a", VLLM, state=IDLE)], VLLM, "", FailedPrecondition, "no model loaded"),
+        ([backend("a", LLAMA, model="x", state=ERROR)], ANY, "", Unavailable, "'x' is in error"),
     ],
 )
 def test_errors_name_what_is_missing(

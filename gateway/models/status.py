@@ -3,7 +3,8 @@
 Per engine: ``loading`` if any replica loads, else ``loaded`` if any serves, else ``error`` if
 any failed (or the engine has no backend), else ``idle``; ``model`` is the model loaded (or
 loading) most recently. The seed's fields come first and keep their names; the rest
-(progress, error, load, replicas, and ``models``: every model of every replica) are additions.
+(progress, error, load, replicas, ``models``: every model of every replica, and ``pulls``) are
+additions. A pull's progress has the same shape here as in the pull route's stream.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway.pulls import pull_json
 from switchyard.engines import ENGINE_NAMES
 from switchyard.v1 import control_pb2
 
@@ -22,6 +22,32 @@ STATES = {
     control_pb2.MODEL_STATE_LOADED: "loaded",
     control_pb2.MODEL_STATE_ERROR: "error",
 }
+PULL_STATES = {
+    control_pb2.PULL_STATE_RESOLVING: "resolving",
+    control_pb2.PULL_STATE_WAITING: "waiting",
+    control_pb2.PULL_STATE_DOWNLOADING: "downloading",
+    control_pb2.PULL_STATE_DONE: "done",
+    control_pb2.PULL_STATE_FAILED: "failed",
+}
+
+
+def pull_json(progress: control_pb2.PullProgress) -> dict[str, Any]:
+    return {
+        "model": progress.model,
+        "engine": ENGINE_NAMES.get(progress.engine),
+        "state": PULL_STATES.get(progress.state, "unknown"),
+        "bytes_done": progress.bytes_done,
+        "bytes_total": progress.bytes_total,
+        "files_done": progress.files_done,
+        "files_total": progress.files_total,
+        "bytes_per_second": round(progress.bytes_per_second, 1),
+        "current_file": progress.current_file or None,
+        "name": progress.name or None,
+        "model_path": progress.model_path or None,
+        "revision": progress.revision or None,
+        "error": progress.error or None,
+        "backend": progress.backend or None,
+    }
 
 
 def replica_json(status: control_pb2.EngineStatus) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """OpenAI response objects built from the contract's Delta and Finished messages.
 
-Shapes are TypedDicts (gateway.schemas): mypy checks every object built here, at no cost per
-streamed chunk. One request may have several choices (n, or a list of prompts): each comes
-from its own generation, and keeps its index.
+Shapes are TypedDicts (gateway.generation.schemas): mypy checks every object built here, at no
+cost per streamed chunk. One request may have several choices (n, or a list of prompts): each
+comes from its own generation, and keeps its index.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from gateway.schemas import (
+from gateway.generation.accounting import usage_json
+from gateway.generation.schemas import (
     ChatChoice,
     ChatChunkChoice,
     ChatDelta,
@@ -27,12 +28,13 @@ from gateway.schemas import (
     Response,
     Usage,
 )
+from gateway.streaming import sse_bytes
 from switchyard import request_id
 from switchyard.engines import ENGINE_NAMES
 from switchyard.v1 import inference_pb2 as pb
 
 # OpenAI's values. An ABORTED generation (its model unloaded or switched under it) has none:
-# the gateway answers it as an error (gateway.generation).
+# the gateway answers it as an error (gateway.generation.serving).
 FINISH_REASONS = {
     pb.FINISH_REASON_STOP: "stop",
     pb.FINISH_REASON_LENGTH: "length",
@@ -61,25 +63,6 @@ class Accumulated:
                 piece.index, {"id": piece.id, "type": "function", "function": {"name": piece.name, "arguments": ""}}
             )
             call["function"]["arguments"] += piece.arguments
-
-
-def sse_bytes(payload: object) -> bytes:
-    """One server-sent event carrying ``payload`` as JSON (UTF-8, not escaped)."""
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
-
-
-def usage_json(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> Usage:
-    return {
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": cached_tokens},
-    }
-
-
-def finished_usage(finished: pb.Finished) -> Usage:
-    usage = finished.usage
-    return usage_json(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
 
 
 def completion_logprobs(entries: list[pb.TokenLogprob], offset: int) -> CompletionLogprobs:

@@ -1,10 +1,11 @@
-"""Probes and metrics: readiness (``/ready``; liveness is the seed's ``/health``) and the
-Prometheus metrics of the gateway (of every worker process, when there are several)."""
+"""Probes and metrics: liveness (the seed's ``/health``: the gateway answers), readiness
+(``/ready``) and the Prometheus metrics of the gateway (of every worker process, when there are
+several)."""
 
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import Any
 
 import grpc
 from fastapi import APIRouter, Depends, Response
@@ -12,13 +13,17 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from gateway.auth import require_key_unless_open
-from gateway.connection import Router, router_of, settings_of
+from gateway.connection import Connection, Settings
 from gateway.errors import ApiError, json_error
-from gateway.settings import GatewaySettings
 from switchyard.v1 import control_pb2
 
 router = APIRouter()
 READY_TIMEOUT_S = 2.0  # under the probes' own timeouts (3 s in the manifests)
+
+
+@router.get("/health", summary="Liveness of the gateway")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
 
 
 @router.get("/metrics", summary="Prometheus metrics", dependencies=[Depends(require_key_unless_open)])
@@ -35,9 +40,7 @@ async def prometheus() -> Response:
     summary="Readiness: the router answers and (by default) some engine has a model loaded",
     responses={503: {"description": "not ready, and why (OpenAI's error body)"}},
 )
-async def ready(
-    connection: Annotated[Router, Depends(router_of)], settings: Annotated[GatewaySettings, Depends(settings_of)]
-) -> JSONResponse:
+async def ready(connection: Connection, settings: Settings) -> JSONResponse:
     """The readiness probe: a gateway whose router is gone, or that has no model to serve,
     should get no traffic; ``/health`` stays the liveness probe (the process answers)."""
     try:

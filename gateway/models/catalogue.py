@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gateway.connection import Router
 from switchyard.engines import ENGINE_NAMES
 from switchyard.v1 import control_pb2
 
@@ -66,10 +65,3 @@ def model_list(
         if engine is not None and (item.name, engine) not in entries:
             entries[(item.name, engine)] = _entry(item.name, engine, "available", now)
     return sorted(entries.values(), key=lambda e: (STATE_ORDER.index(e["state"]), e["engine"], e["id"]))
-
-
-async def fetch_catalogue(connection: Router) -> list[dict[str, Any]]:
-    """The catalogue as the router sees it now."""
-    statuses = await connection.control.GetStatus(control_pb2.GetStatusRequest(), timeout=10)
-    available = await connection.control.ListModels(control_pb2.ListModelsRequest(), timeout=30)
-    return model_list(list(statuses.statuses), list(available.models))

@@ -1,17 +1,16 @@
-"""Tokenizing with a model's own tokenizer."""
+"""Tokenizing with a model's own tokenizer: /tokenize and /detokenize."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
 from gateway.auth import loaded_only, require_key
-from gateway.connection import Router, router_of
-from gateway.protocol import DetokenizeRequest, TokenizeRequest
+from gateway.connection import Connection
+from gateway.tokens.protocol import DetokenizeRequest, TokenizeRequest
 
 router = APIRouter(dependencies=[Depends(require_key)])
-Connection = Annotated[Router, Depends(router_of)]
 
 
 @router.post("/tokenize", summary="Token ids of a prompt or a chat")

@@ -1,5 +1,5 @@
-"""The shapes of OpenAI's answers as the gateway builds them: TypedDicts, so mypy checks each
-object at no cost at run time, and FastAPI shows them in /docs."""
+"""The shapes of OpenAI's completion and chat completion answers as the gateway builds them:
+TypedDicts, so mypy checks each object at no cost at run time, and FastAPI shows them in /docs."""
 
 from __future__ import annotations
 
@@ -123,23 +123,3 @@ class Chunk(TypedDict):
     choices: list[CompletionChoice | ChatChunkChoice]
     usage: NotRequired[Usage]
     engine: NotRequired[str]
-
-
-class EmbeddingItem(TypedDict):
-    object: Literal["embedding"]
-    index: int
-    embedding: list[float] | str  # float32 little-endian bytes in base64 when asked for
-
-
-class EmbeddingUsage(TypedDict):
-    prompt_tokens: int
-    total_tokens: int
-
-
-class EmbeddingList(TypedDict):
-    """The answer of /v1/embeddings."""
-
-    object: Literal["list"]
-    data: list[EmbeddingItem]
-    model: str
-    usage: EmbeddingUsage

@@ -1,0 +1,1 @@
+"""POST /v1/completions: its routes, its request model and its serving object."""

@@ -1,0 +1,1 @@
+"""/tokenize and /detokenize: routes and request models."""
