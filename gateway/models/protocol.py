@@ -143,4 +143,5 @@ class UnloadRequest(RequestBody):
         return self
 
     def to_proto(self) -> control_pb2.UnloadModelRequest:
-        return control_pb2.UnloadModelRequest(engine=engine_kind(self.engine), model=self.model or "", all=not self.model)
+        model = self.model or ""
+        return control_pb2.UnloadModelRequest(engine=engine_kind(self.engine), model=model, all=not model)
