@@ -4,6 +4,11 @@ llama.cpp has no distribution package here, so the binary is built from the llam
 the ``llama-cpp-python`` sdist vendors (MIT, pinned below). Builds are cached outside the work
 tree under a key made of the pinned version and the CMake flags, so CI on a warm machine and
 every later run reuse them; ``SWITCHYARD_LLAMA_SERVER`` skips all of this.
+
+The engine-llamacpp image builds the same way (deploy/docker/Dockerfile, ``--out``), and can take
+a build made here instead of compiling again (``--reuse``): llama.cpp is then compiled once on a
+machine. A build is reused only when it is the same build, the pinned version with the same
+CMake flags (``flags.txt``), and its binary runs where it is reused.
 """
 
 from __future__ import annotations
@@ -121,25 +126,67 @@ def build(flags: tuple[str, ...], dest: Path) -> Path:
         build_dir = Path(tmp) / "build"
         _run(["cmake", "-S", str(src), "-B", str(build_dir), *flags])
         _run(["cmake", "--build", str(build_dir), "--target", "llama-server", "-j", jobs])
-        staged = dest.with_name(dest.name + ".partial")
-        shutil.rmtree(staged, ignore_errors=True)
-        (staged / "bin").mkdir(parents=True)
-        shutil.copy2(build_dir / "bin" / "llama-server", staged / "bin" / "llama-server")
-        (staged / "flags.txt").write_text("\n".join(flags) + "\n")
-        shutil.rmtree(dest, ignore_errors=True)
-        staged.rename(dest)
+        return _install(build_dir / "bin" / "llama-server", flags, dest)
+
+
+def _install(binary: Path, flags: tuple[str, ...], dest: Path) -> Path:
+    """Put ``bin/llama-server`` and ``flags.txt`` (what it was built with) in dest, atomically."""
+    staged = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(staged, ignore_errors=True)
+    (staged / "bin").mkdir(parents=True)
+    shutil.copy2(binary, staged / "bin" / "llama-server")
+    (staged / "flags.txt").write_text("\n".join(flags) + "\n")
+    shutil.rmtree(dest, ignore_errors=True)
+    staged.rename(dest)
     return dest / "bin" / "llama-server"
 
 
-def ensure_llama_server(build_if_missing: bool = True) -> Path:
-    """Return a usable llama-server path: env override, then cache, then a build."""
+def reuse_problem(folder: Path, accepted: tuple[tuple[str, ...], ...]) -> str | None:
+    """Why the build in folder (``bin/llama-server``, ``flags.txt``, as :func:`build` leaves it)
+    cannot stand in for a build here, or None when it can: it was built with one of the accepted
+    flag sets (which name the pinned version) and its binary runs here (C and C++ runtimes and
+    libgomp new enough) and reports the pinned build."""
+    binary, recorded = folder / "bin" / "llama-server", folder / "flags.txt"
+    if not binary.is_file() or not recorded.is_file():
+        return f"{folder} holds no build (no bin/llama-server and flags.txt)"
+    flags = tuple(recorded.read_text().split())
+    if flags not in accepted:
+        differ = sorted(set(flags).symmetric_difference(accepted[0]))
+        return f"it was built with other CMake flags than this build's ({' '.join(differ)})"
+    try:
+        ran = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"its llama-server does not run here: {exc}"
+    said = (ran.stderr + ran.stdout).strip()
+    if ran.returncode != 0:
+        last = said.splitlines()[-1] if said else ""
+        return f"its llama-server does not run here (exit code {ran.returncode}): {last}"
+    if f"commit {BUILD_LABEL}" not in said:
+        return f"its llama-server is not the pinned build {BUILD_LABEL}: {said.splitlines()[0] if said else ''}"
+    return None
+
+
+def reuse_or_build(prebuilt: Path, flags: tuple[str, ...], dest: Path, also: tuple[tuple[str, ...], ...] = ()) -> Path:
+    """Install the build in prebuilt when :func:`reuse_problem` finds none, else build flags."""
+    problem = reuse_problem(prebuilt, (flags, *also))
+    if problem is None:
+        logger.info("reusing the llama-server build in %s (no compile)", prebuilt)
+        recorded = tuple((prebuilt / "flags.txt").read_text().split())
+        return _install(prebuilt / "bin" / "llama-server", recorded, dest)
+    logger.info("not reusing %s: %s; building llama-server %s (takes minutes)", prebuilt, problem, BUILD_LABEL)
+    return build(flags, dest)
+
+
+def ensure_llama_server(build_if_missing: bool = True, portable: bool = False) -> Path:
+    """Return a usable llama-server path: env override, then cache, then a build (``portable``:
+    the cached build without -march=native, the one an image to ship can reuse)."""
     override = os.environ.get("SWITCHYARD_LLAMA_SERVER")
     if override:
         path = Path(override)
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise FileNotFoundError(f"SWITCHYARD_LLAMA_SERVER={override} is not an executable file")
         return path
-    flags = cmake_flags(cuda_available())
+    flags = cmake_flags(cuda_available(), portable)
     binary = cache_dir(flags) / "bin" / "llama-server"
     if binary.is_file():
         return binary
@@ -161,13 +208,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, help="build into this folder (bin/llama-server) instead of the cache")
     parser.add_argument("--portable", action="store_true", help="no -march=native: for images run elsewhere")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        metavar="DIR",
+        help="with --out: install the build in DIR (as this script leaves it: bin/llama-server, flags.txt) "
+        "instead of compiling, when it is this build and runs here; otherwise say why and compile",
+    )
+    parser.add_argument(
+        "--reuse-native",
+        action="store_true",
+        help="with --portable --reuse: also take a -march=native build of this version "
+        "(what `make llama-server` makes); it runs only on CPUs like the one that built it",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.reuse is not None and args.out is None:
+        parser.error("--reuse needs --out")
     if args.out is None:
-        print(ensure_llama_server())
-    else:
-        # The container build (deploy/docker/Dockerfile): the standard library only, no cache.
-        print(build(cmake_flags(cuda_available(), args.portable), args.out))
+        print(ensure_llama_server(portable=args.portable))
+        return
+    # The container build (deploy/docker/Dockerfile): the standard library only, no cache.
+    cuda = cuda_available()
+    flags = cmake_flags(cuda, args.portable)
+    if args.reuse is None:
+        print(build(flags, args.out))
+        return
+    also = (cmake_flags(cuda),) if args.reuse_native else ()
+    print(reuse_or_build(args.reuse, flags, args.out, also))
 
 
 if __name__ == "__main__":
