@@ -169,13 +169,13 @@ def test_watch_status_sees_unload(idle_service: ServiceProcess) -> None:
     watch = idle_service.control.WatchStatus(control_pb2.WatchStatusRequest(), timeout=120)
     assert next(watch).status.state == control_pb2.MODEL_STATE_LOADED
     follower = StatusFollower(watch, control_pb2.MODEL_STATE_IDLE)
-    idle_service.control.UnloadModel(control_pb2.UnloadModelRequest(), timeout=60)
+    idle_service.control.UnloadModel(control_pb2.UnloadModelRequest(all=True), timeout=60)
     seen = follower.join(60)
     assert seen and seen[-1].state == control_pb2.MODEL_STATE_IDLE and not seen[-1].process_alive
 
 
 def test_unload_leaves_nothing_running_and_is_idempotent(idle_service: ServiceProcess, engine: EngineUnderTest) -> None:
-    answer = idle_service.control.UnloadModel(control_pb2.UnloadModelRequest(), timeout=60)
+    answer = idle_service.control.UnloadModel(control_pb2.UnloadModelRequest(all=True), timeout=60)
     assert answer.statuses[0].state == control_pb2.MODEL_STATE_IDLE
     assert engine.engine_children(idle_service) == []
     assert health_of(idle_service, INFERENCE) == health_pb2.HealthCheckResponse.NOT_SERVING

@@ -84,7 +84,7 @@ def test_router_errors_say_what_is_missing(replicas: list[ServiceProcess]) -> No
          grpc.StatusCode.UNAVAILABLE, "no vllm backend is configured"),
         (lambda: list(router.control.LoadModel(control_pb2.LoadModelRequest(model_path="x.gguf"), timeout=30)),
          grpc.StatusCode.INVALID_ARGUMENT, "needs engine"),
-        (lambda: router.control.UnloadModel(control_pb2.UnloadModelRequest(engine=vllm), timeout=30),
+        (lambda: router.control.UnloadModel(control_pb2.UnloadModelRequest(engine=vllm, all=True), timeout=30),
          grpc.StatusCode.UNAVAILABLE, "no vllm backend is reachable"),
     ]  # fmt: skip
     for call, code, words in cases:

@@ -30,10 +30,12 @@ def keyed(fault_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def loaded(stack: Stack) -> dict[str, list[str]]:
-    return {
-        engine: sorted(str(m["model"]) for m in stack.engine_status(engine)["models"])  # type: ignore[union-attr]
-        for engine in stack.engines
-    }
+    names = {}
+    for engine in stack.engines:
+        models = stack.engine_status(engine)["models"]
+        assert isinstance(models, list)
+        names[engine] = sorted(str(m["model"]) for m in models)
+    return names
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ def hub(demo_model_dir: Path) -> Iterator[LocalHub]:
         DEMO_REPO: HubRepo(files),
         "switchyard/gated": HubRepo(files, gated=True, token=TOKEN),
         "evil/names": HubRepo({**files, "../escape.safetensors": b"x" * 64}),
-        "huge/model": HubRepo(files, listed_sizes={"model.safetensors": 10**16, GGUF_NAME: 10**16}),
+        "huge/model": HubRepo(files, listed_sizes={"model.safetensors": 10**15, GGUF_NAME: 10**15}),
     }
     with LocalHub(repos) as started:
         yield started

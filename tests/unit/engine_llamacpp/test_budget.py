@@ -18,7 +18,7 @@ async def hold_until(budget: TokenBudget, tokens: int, release: asyncio.Event, l
 
 
 async def test_requests_that_fit_run_and_the_rest_wait_in_order() -> None:
-    budget, log = TokenBudget(8192), []
+    budget, log = TokenBudget(8192), list[int]()
     gates = [asyncio.Event() for _ in range(4)]
     tasks = [asyncio.create_task(hold_until(budget, 4016, gate, log)) for gate in gates[:3]]
     await until(lambda: len(log) == 2 and budget.waiting == 1, "two running, one waiting")
@@ -34,7 +34,7 @@ async def test_requests_that_fit_run_and_the_rest_wait_in_order() -> None:
 
 
 async def test_a_waiter_that_leaves_frees_its_place() -> None:
-    budget, log = TokenBudget(100), []
+    budget, log = TokenBudget(100), list[int]()
     running, waiting_gate = asyncio.Event(), asyncio.Event()
     first = asyncio.create_task(hold_until(budget, 80, running, log))
     await until(lambda: log == [80], "the first running")
