@@ -5,7 +5,11 @@ generated here from a seed: the same float32 weights are written as safetensors 
 as GGUF (for llama.cpp), with one byte-level BPE tokenizer (it round-trips Japanese) and one
 chat template, so both engines tokenize and decode greedily to the same token ids.
 
-Usage: ``python -m switchyard.demo_model --out DIR [--seed N] [--name NAME] [--force]``.
+Variants (``--variant``, see demo_formats) speak a model family's chat format with its special
+tokens (Qwen3 thinking + Hermes tools, gpt-oss harmony, Mistral tools), for the engines' own
+format parsers; ``harmony-o200k`` carries gpt-oss's whole o200k_harmony vocabulary.
+
+Usage: ``python -m switchyard.demo_model --out DIR [--variant V] [--seed N] [--name NAME] [--force]``.
 """
 
 from __future__ import annotations
@@ -24,38 +28,19 @@ import numpy as np
 from safetensors.numpy import save_file
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from switchyard import demo_o200k
+from switchyard.demo_formats import (
+    BASE,
+    BASE_FORMAT,
+    SPECIAL_TOKENS,
+    VARIANTS,
+    ChatFormat,
+    chat_format,
+)
+
 NAME = "switchyard-demo"
 FORMAT_VERSION = 2  # bump when the output changes for the same seed, so old copies are redone
 MARKER = "switchyard_demo.json"
-BOS, EOS, IM_START, IM_END = "<s>", "</s>", "<|im_start|>", "<|im_end|>"
-SPECIAL_TOKENS = [BOS, EOS, IM_START, IM_END]  # ids 0..3, in this order
-# ChatML-like; only plain jinja so both transformers and llama.cpp's engine render it.
-TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"  # single tokens, plain text (not special)
-# ChatML-like, Hermes/Qwen-style tools; only plain jinja, so that both transformers and
-# llama.cpp's engine render it. Without tools or tool calls it renders exactly as plain ChatML.
-CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% if tools %}{{ '<|im_start|>system\\n' }}"
-    "{% if messages[0]['role'] == 'system' %}{{ messages[0]['content'] + '\\n\\n' }}{% endif %}"
-    "{{ 'You may call functions:\\n' }}"
-    "{% for tool in tools %}{{ '- ' + tool['function']['name'] + ': ' + tool['function']['description'] + '\\n' }}"
-    "{% endfor %}"
-    '{{ \'To call one, answer <tool_call>{\\"name\\": ..., \\"arguments\\": {...}}</tool_call>.<|im_end|>\\n\' }}'
-    "{% endif %}"
-    "{% for message in messages %}"
-    "{% if not (tools and loop.first and message['role'] == 'system') %}"
-    "{% if message['role'] == 'tool' %}"
-    "{{ '<|im_start|>user\\n<tool_response>\\n' + message['content'] + '\\n</tool_response><|im_end|>\\n' }}"
-    "{% else %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + (message['content'] or '') }}"
-    "{% if message['tool_calls'] is defined and message['tool_calls'] %}{% for call in message['tool_calls'] %}"
-    "{{ '<tool_call>{\\\"name\\\": \\\"' + call['function']['name'] + '\\\", \\\"arguments\\\": ' }}"
-    "{{ call['function']['arguments'] | tojson }}{{ '}</tool_call>' }}"
-    "{% endfor %}{% endif %}"
-    "{{ '<|im_end|>\\n' }}"
-    "{% endif %}{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
 CORPUS = """\
 A switchyard is a place where railway cars are sorted onto the right tracks. Trains arrive
 from many lines, the cars are uncoupled, and each one rolls over a hump and through a set of
@@ -86,6 +71,21 @@ Hello, world! Thank you very much. I don't know, but we'll see; they're here, an
 """
 
 
+LEARNED = 1000 - len(SPECIAL_TOKENS)  # BPE tokens learned from the corpus, in every small vocabulary
+
+
+def default_name(variant: str = BASE) -> str:
+    """``switchyard-demo`` for the base demo, ``switchyard-demo-VARIANT`` for the others."""
+    return NAME if variant == BASE else f"{NAME}-{variant}"
+
+
+def _id(tok: Tokenizer, token: str) -> int:
+    found = tok.token_to_id(token)
+    if found is None:
+        raise ValueError(f"{token!r} is not in the vocabulary")
+    return int(found)
+
+
 @dataclass(frozen=True)
 class DemoConfig:
     """Hyperparameters; head_dim must stay >= 32, the least vLLM's CPU attention accepts."""
@@ -101,44 +101,64 @@ class DemoConfig:
     rms_norm_eps: float = 1e-5
 
 
-def build_tokenizer(vocab_size: int = 1000) -> Tokenizer:
-    """Train a GPT-2 style byte-level BPE (any UTF-8 round-trips) on the embedded corpus."""
+def demo_config(fmt: ChatFormat, vocab_size: int) -> DemoConfig:
+    """The base shape, or for the o200k vocabulary a narrower one (its embedding is most of the
+    model: 201088 x 64 float32 is 51 MB, and it is tied to the output, so it is stored once)."""
+    if fmt.o200k:
+        return DemoConfig(vocab_size=vocab_size, hidden_size=64, num_heads=2, intermediate_size=128)
+    return DemoConfig(vocab_size=vocab_size)
+
+
+def build_tokenizer(variant: str = BASE) -> Tokenizer:
+    """Train a GPT-2 style byte-level BPE (any UTF-8 round-trips) on the embedded corpus, with the
+    variant's special tokens first (ids 0..) and its text markers last; or o200k_harmony."""
+    fmt = chat_format(variant)
+    if fmt.o200k:
+        return demo_o200k.build_o200k_tokenizer()
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        vocab_size=LEARNED + len(fmt.control),
+        special_tokens=list(fmt.control),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(CORPUS.splitlines(), trainer=trainer)
-    # Tool-call tags are whole tokens that decode as text, as in Qwen's vocabulary.
-    tok.add_tokens(
-        [
-            AddedToken(TOOL_OPEN, special=False, normalized=False),
-            AddedToken(TOOL_CLOSE, special=False, normalized=False),
-        ]
-    )
-    # Prepend BOS like Llama does, so HF and llama.cpp (add_bos_token) agree on prompts.
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, 0)]
-    )
+    # Markers (tool-call tags, think tags) are whole tokens that decode as text, as in Qwen's vocabulary.
+    tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in fmt.markers])
+    if fmt.add_bos:  # prepend BOS like Llama does, so HF and llama.cpp (add_bos_token) agree on prompts
+        bos = fmt.control.index(fmt.bos)
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{fmt.bos} $A", pair=f"{fmt.bos} $A {fmt.bos} $B", special_tokens=[(fmt.bos, bos)]
+        )
     return tok
 
 
-def init_weights(cfg: DemoConfig, seed: int) -> dict[str, np.ndarray]:
+def quiet_ids(fmt: ChatFormat, tok: Tokenizer) -> list[int]:
+    """Tokens whose output row is zero: never chosen by the random weights, only when steered."""
+    if fmt.o200k:
+        return list(demo_o200k.special_ids())
+    quiet = [*fmt.control, *(fmt.markers if fmt.quiet_markers else ())]
+    return sorted(_id(tok, t) for t in quiet)
+
+
+def init_weights(
+    cfg: DemoConfig, seed: int, quiet: list[int] | None = None, tied: bool = False
+) -> dict[str, np.ndarray]:
     """Seeded float32 weights under HF Llama names, scaled so greedy top-1 wins clearly.
 
     Random Llamas have near-ties that float rounding (e.g. llama.cpp's f16 KV cache) flips.
     Unit-scale embeddings and lm_head give logits of std ~11; the MLP (std 0.2) dominates the
     residual, and small Q/K (0.05) and V/O (0.1) keep attention, the path that carries the
     rounding of the KV cache, modest while the next token still depends on the context.
-    Special tokens get zero lm_head rows (logit 0, far below the max): never chosen, so
-    ``ignore_eos`` means the same on every engine and outputs hold no control tokens.
+    Special tokens (``quiet``, default the base's four) get zero lm_head rows (logit 0, far below
+    the max): never chosen, so ``ignore_eos`` means the same on every engine and outputs hold no
+    control tokens. ``tied``: no lm_head, the embedding is the output too (its quiet rows zero).
     """
     rng = np.random.default_rng(seed)
     h, ff, v = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
+    quiet = list(range(len(SPECIAL_TOKENS))) if quiet is None else quiet
 
     def normal(std: float, *shape: int) -> np.ndarray:
         return (rng.standard_normal(shape) * std).astype(np.float32)
@@ -154,8 +174,11 @@ def init_weights(cfg: DemoConfig, seed: int) -> dict[str, np.ndarray]:
         w[p + "input_layernorm.weight"] = np.ones(h, np.float32)
         w[p + "post_attention_layernorm.weight"] = np.ones(h, np.float32)
     w["model.norm.weight"] = np.ones(h, np.float32)
+    if tied:
+        w["model.embed_tokens.weight"][quiet] = 0.0
+        return w
     lm_head = normal(1.0, v, h)
-    lm_head[: len(SPECIAL_TOKENS)] = 0.0
+    lm_head[quiet] = 0.0
     w["lm_head.weight"] = lm_head
     return w
 
@@ -164,11 +187,13 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def write_hf(folder: Path, cfg: DemoConfig, tok: Tokenizer, weights: dict[str, np.ndarray]) -> None:
+def write_hf(
+    folder: Path, cfg: DemoConfig, tok: Tokenizer, weights: dict[str, np.ndarray], fmt: ChatFormat = BASE_FORMAT
+) -> None:
     """Write the Hugging Face folder that vLLM (and transformers) load."""
     folder.mkdir(parents=True, exist_ok=True)
-    eos_ids = [SPECIAL_TOKENS.index(EOS), SPECIAL_TOKENS.index(IM_END)]
-    _write_json(folder / "config.json", {
+    eos_ids = [_id(tok, t) for t in fmt.stops]
+    config = {
         "architectures": ["LlamaForCausalLM"], "model_type": "llama",
         "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
         "intermediate_size": cfg.intermediate_size, "num_hidden_layers": cfg.num_layers,
@@ -176,21 +201,24 @@ def write_hf(folder: Path, cfg: DemoConfig, tok: Tokenizer, weights: dict[str, n
         "head_dim": cfg.head_dim, "hidden_act": "silu",
         "max_position_embeddings": cfg.max_position_embeddings, "rms_norm_eps": cfg.rms_norm_eps,
         "rope_theta": cfg.rope_theta, "rope_scaling": None, "attention_bias": False,
-        "mlp_bias": False, "tie_word_embeddings": False, "torch_dtype": "float32",
-        "bos_token_id": 0, "eos_token_id": eos_ids[0], "use_cache": True,
-    })  # fmt: skip
-    _write_json(folder / "generation_config.json", {"bos_token_id": 0, "eos_token_id": eos_ids})
+        "mlp_bias": False, "tie_word_embeddings": "lm_head.weight" not in weights, "torch_dtype": "float32",
+        "bos_token_id": _id(tok, fmt.bos), "eos_token_id": eos_ids[0], "use_cache": True,
+    }  # fmt: skip
+    if fmt.o200k:  # transformers 5 takes a local split regex without this for Mistral's old, wrong one
+        config["transformers_version"] = "5.0.0"
+    _write_json(folder / "config.json", config)
+    _write_json(folder / "generation_config.json", {"bos_token_id": _id(tok, fmt.bos), "eos_token_id": eos_ids})
     save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
     (folder / "model.safetensors").chmod(0o644)  # safetensors writes 0600; engines may not be us
     tok.save(str(folder / "tokenizer.json"))
     _write_json(folder / "tokenizer_config.json", {
-        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": BOS, "eos_token": EOS,
-        "additional_special_tokens": [IM_START, IM_END], "add_bos_token": True,
+        "tokenizer_class": "PreTrainedTokenizerFast", "bos_token": fmt.bos, "eos_token": fmt.eos,
+        "additional_special_tokens": fmt.named_specials, "add_bos_token": fmt.add_bos,
         "add_eos_token": False, "clean_up_tokenization_spaces": False,
-        "model_max_length": cfg.max_position_embeddings, "chat_template": CHAT_TEMPLATE,
+        "model_max_length": cfg.max_position_embeddings, "chat_template": fmt.template,
     })  # fmt: skip
     _write_json(folder / "special_tokens_map.json", {
-        "bos_token": BOS, "eos_token": EOS, "additional_special_tokens": [IM_START, IM_END],
+        "bos_token": fmt.bos, "eos_token": fmt.eos, "additional_special_tokens": fmt.named_specials,
     })  # fmt: skip
 
 
@@ -200,12 +228,11 @@ def _permute_rope(w: np.ndarray, n_head: int) -> np.ndarray:
 
 
 def _gguf_tensors(cfg: DemoConfig, w: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Map HF tensor names to llama.cpp's, permuting Q and K for its rotary embedding."""
-    out = {
-        "token_embd.weight": w["model.embed_tokens.weight"],
-        "output_norm.weight": w["model.norm.weight"],
-        "output.weight": w["lm_head.weight"],
-    }
+    """Map HF tensor names to llama.cpp's, permuting Q and K for its rotary embedding. Without
+    ``output.weight`` llama.cpp ties the output to the embedding, as HF's tie_word_embeddings."""
+    out = {"token_embd.weight": w["model.embed_tokens.weight"], "output_norm.weight": w["model.norm.weight"]}
+    if "lm_head.weight" in w:
+        out["output.weight"] = w["lm_head.weight"]
     names = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
              "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
              "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
@@ -219,22 +246,36 @@ def _gguf_tensors(cfg: DemoConfig, w: dict[str, np.ndarray]) -> dict[str, np.nda
     return out
 
 
-def write_gguf(path: Path, cfg: DemoConfig, tok: Tokenizer, weights: dict[str, np.ndarray], name: str = NAME) -> None:
-    """Write the same model as an f32 GGUF; llama.cpp's converter rejects our unknown BPE."""
+def gguf_vocab(tok: Tokenizer, fmt: ChatFormat) -> tuple[list[str], list[gguf.TokenType], list[str]]:
+    """Tokens by id, their GGUF types (special tokens CONTROL, markers USER_DEFINED) and merges."""
     saved = json.loads(tok.to_str())
     model = saved["model"]
-    vocab: dict[str, int] = {**model["vocab"], **{t["content"]: t["id"] for t in saved["added_tokens"]}}
+    added = {t["content"]: t for t in saved["added_tokens"]}
+    vocab: dict[str, int] = {**model["vocab"], **{c: t["id"] for c, t in added.items()}}
     tokens = sorted(vocab, key=vocab.__getitem__)
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    tags = (TOOL_OPEN, TOOL_CLOSE)
+    control = {c for c, t in added.items() if t["special"]} | set(fmt.control)
     types = [
         gguf.TokenType.CONTROL
-        if t in SPECIAL_TOKENS
+        if t in control
         else gguf.TokenType.USER_DEFINED
-        if t in tags
+        if t in fmt.markers
         else gguf.TokenType.NORMAL
         for t in tokens
     ]
+    return tokens, types, merges
+
+
+def write_gguf(
+    path: Path,
+    cfg: DemoConfig,
+    tok: Tokenizer,
+    weights: dict[str, np.ndarray],
+    name: str = NAME,
+    fmt: ChatFormat = BASE_FORMAT,
+) -> None:
+    """Write the same model as an f32 GGUF; llama.cpp's converter rejects our unknown BPE."""
+    tokens, types, merges = gguf_vocab(tok, fmt)
     wr = gguf.GGUFWriter(str(path), "llama")
     wr.add_name(name)
     wr.add_file_type(gguf.LlamaFileType.ALL_F32)
@@ -249,25 +290,27 @@ def write_gguf(path: Path, cfg: DemoConfig, tok: Tokenizer, weights: dict[str, n
     wr.add_rope_freq_base(cfg.rope_theta)
     wr.add_layer_norm_rms_eps(cfg.rms_norm_eps)
     wr.add_tokenizer_model("gpt2")
-    wr.add_tokenizer_pre("gpt-2")  # GPT-2's regex: what ByteLevel(use_regex=True) splits by
+    # GPT-2's regex is what ByteLevel(use_regex=True) splits by; "gpt-4o" is o200k's.
+    wr.add_tokenizer_pre("gpt-4o" if fmt.o200k else "gpt-2")
     wr.add_token_list(tokens)
     wr.add_token_types(types)
     wr.add_token_merges(merges)
-    wr.add_bos_token_id(vocab[BOS])
-    wr.add_eos_token_id(vocab[EOS])
-    wr.add_eot_token_id(vocab[IM_END])
-    wr.add_add_bos_token(True)
+    wr.add_bos_token_id(_id(tok, fmt.bos))
+    wr.add_eos_token_id(_id(tok, fmt.eos))
+    if fmt.eot is not None:
+        wr.add_eot_token_id(_id(tok, fmt.eot))
+    wr.add_add_bos_token(fmt.add_bos)
     wr.add_add_eos_token(False)
-    wr.add_chat_template(CHAT_TEMPLATE)
-    for name, tensor in _gguf_tensors(cfg, weights).items():
-        wr.add_tensor(name, tensor)
+    wr.add_chat_template(fmt.template)
+    for tensor_name, tensor in _gguf_tensors(cfg, weights).items():
+        wr.add_tensor(tensor_name, tensor)
     wr.write_header_to_file()
     wr.write_kv_data_to_file()
     wr.write_tensors_to_file()
     wr.close()
 
 
-def _is_current(folder: Path, gguf_path: Path, want: dict[str, int]) -> bool:
+def _is_current(folder: Path, gguf_path: Path, want: dict[str, Any]) -> bool:
     """True when both outputs exist and the marker says they were made with ``want``."""
     try:
         stored = json.loads((folder / MARKER).read_text(encoding="utf-8"))
@@ -276,26 +319,33 @@ def _is_current(folder: Path, gguf_path: Path, want: dict[str, int]) -> bool:
     return gguf_path.is_file() and {k: stored.get(k) for k in want} == want
 
 
-def make_demo_model(out: Path, seed: int = 0, force: bool = False, name: str = NAME) -> tuple[Path, Path]:
+def make_demo_model(
+    out: Path, seed: int = 0, force: bool = False, name: str | None = None, variant: str = BASE
+) -> tuple[Path, Path]:
     """Write ``out/NAME/`` and ``out/NAME.gguf`` unless already there (another ``seed`` and
-    ``name`` make a second model with other weights and the same tokenizer).
+    ``name`` make a second model with other weights and the same tokenizer). ``variant`` picks
+    the chat format (see demo_formats); NAME defaults to ``switchyard-demo[-VARIANT]``.
 
-    Both are built in a temporary place and moved in, the folder with its marker (seed, format)
-    last, so an interrupted run never leaves a half model that looks complete, and a concurrent
-    run that wins the race is accepted.
+    Both are built in a temporary place and moved in, the folder with its marker (seed, format,
+    variant) last, so an interrupted run never leaves a half model that looks complete, and a
+    concurrent run that wins the race is accepted.
     """
+    fmt = chat_format(variant)
+    name = default_name(variant) if name is None else name
     folder, gguf_path = out / name, out / f"{name}.gguf"
-    want = {"seed": seed, "format": FORMAT_VERSION}
+    # The base marker has no "variant" key (its bytes predate variants); .get() reads it as None.
+    want: dict[str, Any] = {"seed": seed, "format": FORMAT_VERSION, "variant": None if variant == BASE else variant}
     if not force and _is_current(folder, gguf_path, want):
         return folder, gguf_path
     out.mkdir(parents=True, exist_ok=True)
-    tok = build_tokenizer()
-    cfg = DemoConfig(vocab_size=tok.get_vocab_size())
-    weights = init_weights(cfg, seed)
+    tok = build_tokenizer(variant)
+    cfg = demo_config(fmt, tok.get_vocab_size())
+    weights = init_weights(cfg, seed, quiet_ids(fmt, tok), tied=fmt.o200k)
+    marker = {k: v for k, v in want.items() if v is not None}
     with tempfile.TemporaryDirectory(dir=out, prefix=f".{name}-") as tmp:
-        write_hf(Path(tmp) / name, cfg, tok, weights)
-        write_gguf(Path(tmp) / "model.gguf", cfg, tok, weights, name)
-        _write_json(Path(tmp) / name / MARKER, {**want, "config": asdict(cfg)})
+        write_hf(Path(tmp) / name, cfg, tok, weights, fmt)
+        write_gguf(Path(tmp) / "model.gguf", cfg, tok, weights, name, fmt)
+        _write_json(Path(tmp) / name / MARKER, {**marker, "config": asdict(cfg)})
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(Path(tmp) / "model.gguf", gguf_path)
         try:
@@ -311,10 +361,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=Path("models"), help="default ./models")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--name", default=NAME, help=f"model name (default {NAME})")
+    parser.add_argument("--variant", default=BASE, choices=[BASE, *VARIANTS], help="chat format (default base)")
+    parser.add_argument("--name", help=f"model name (default {NAME}, or {NAME}-VARIANT)")
     parser.add_argument("--force", action="store_true", help="rebuild even if present")
     args = parser.parse_args(argv)
-    folder, gguf_path = make_demo_model(args.out, args.seed, args.force, args.name)
+    folder, gguf_path = make_demo_model(args.out, args.seed, args.force, args.name, args.variant)
     print(f"Hugging Face folder: {folder}\nGGUF: {gguf_path}")
 
 

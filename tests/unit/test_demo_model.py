@@ -12,6 +12,7 @@ from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 
 from switchyard import demo_model as dm
+from switchyard.demo_formats import CHAT_TEMPLATE, SPECIAL_TOKENS
 
 SEED = 0
 TEXTS = [
@@ -45,7 +46,7 @@ def test_tokenizer_learned_japanese_and_specials(tok: Tokenizer) -> None:
     assert tags.tokens[1] == "<tool_call>" and tags.tokens[-1] == "</tool_call>"
     assert tok.decode(tags.ids) == "x<tool_call>{}</tool_call>"  # plain text, not special
     assert len(tok.encode("吾輩は猫である。", add_special_tokens=False).ids) <= 6
-    assert [tok.token_to_id(t) for t in dm.SPECIAL_TOKENS] == [0, 1, 2, 3]
+    assert [tok.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3]
     assert tok.encode("<|im_start|>user\nhi<|im_end|>", add_special_tokens=False).ids[0] == 2
 
 
@@ -58,7 +59,7 @@ def test_hf_folder(model: tuple[Path, Path], tok: Tokenizer) -> None:
     assert cfg["torch_dtype"] == "float32" and cfg["tie_word_embeddings"] is False
     tcfg = json.loads((folder / "tokenizer_config.json").read_text())
     assert tcfg["add_bos_token"] is True and tcfg["bos_token"] == "<s>"
-    assert tcfg["chat_template"] == dm.CHAT_TEMPLATE
+    assert tcfg["chat_template"] == CHAT_TEMPLATE
     for name in ("generation_config.json", "special_tokens_map.json", "model.safetensors"):
         assert (folder / name).is_file()
 
@@ -66,7 +67,7 @@ def test_hf_folder(model: tuple[Path, Path], tok: Tokenizer) -> None:
 def test_chat_template_renders() -> None:
     jinja2 = pytest.importorskip("jinja2")
     msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "こんにちは"}]
-    template = jinja2.Environment().from_string(dm.CHAT_TEMPLATE)
+    template = jinja2.Environment().from_string(CHAT_TEMPLATE)
     out = template.render(messages=msgs, bos_token="<s>", add_generation_prompt=True)
     assert out == (
         "<s><|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nこんにちは<|im_end|>\n<|im_start|>assistant\n"
@@ -86,7 +87,7 @@ def test_gguf_reads_back(model: tuple[Path, Path], tok: Tokenizer) -> None:
     assert len(meta["tokenizer.ggml.merges"]) == len(json.loads(tok.to_str())["model"]["merges"])
     assert (meta["tokenizer.ggml.bos_token_id"], meta["tokenizer.ggml.eos_token_id"]) == (0, 1)
     assert meta["tokenizer.ggml.add_bos_token"] is True
-    assert meta["tokenizer.chat_template"] == dm.CHAT_TEMPLATE
+    assert meta["tokenizer.chat_template"] == CHAT_TEMPLATE
 
     tensors = {t.name: np.asarray(t.data) for t in reader.tensors}
     expected = {"token_embd.weight": (1002, 128), "output.weight": (1002, 128), "output_norm.weight": (128,)}
@@ -169,7 +170,8 @@ def reference_logits(w: dict[str, np.ndarray], ids: list[int], cfg: dm.DemoConfi
         h = norm(x, w[p + "post_attention_layernorm.weight"])
         g = h @ w[p + "mlp.gate_proj.weight"].T
         x = x + (g / (1 + np.exp(-g)) * (h @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
-    return np.asarray(norm(x, w["model.norm.weight"])[-1] @ w["lm_head.weight"].T)
+    out = w.get("lm_head.weight", w["model.embed_tokens.weight"])  # tied when there is no lm_head
+    return np.asarray(norm(x, w["model.norm.weight"])[-1] @ out.T)
 
 
 @pytest.mark.parametrize("text", TEXTS[:2])
@@ -182,5 +184,5 @@ def test_greedy_is_decisive(model: tuple[Path, Path], tok: Tokenizer, text: str)
         logits = reference_logits(w, ids, cfg)
         top2 = np.sort(logits)[-2:]
         assert top2[1] - top2[0] > 1e-3 * logits.std()
-        assert int(logits.argmax()) >= len(dm.SPECIAL_TOKENS)
+        assert int(logits.argmax()) >= len(SPECIAL_TOKENS)
         ids.append(int(logits.argmax()))
