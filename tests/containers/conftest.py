@@ -16,7 +16,8 @@ FIGURES = report_section("container tier figures")
 
 @pytest.fixture(scope="session")
 def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
-    """The four images, built (or found in podman's layer cache) from deploy/docker/Dockerfile."""
+    """The four images, built (or found in podman's layer cache) from deploy/docker/Dockerfile,
+    each within its own time limit (podman.BUILD_LIMITS_S)."""
     reason = available()
     if reason:
         pytest.skip(reason)
@@ -27,6 +28,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
     built = {target: build(target, logs / f"{target}.log") for target in TARGETS}
     FIGURES.append("image builds: " + ", ".join(f"{b.target} {b.seconds:.0f} s" for b in built.values()))
     FIGURES.append("image sizes: " + ", ".join(f"{b.target} {b.size_mb:.0f} MB" for b in built.values()))
+    FIGURES.append(f"engine-llamacpp's llama-server: {built['engine-llamacpp'].llama_server}")
     return built
 
 

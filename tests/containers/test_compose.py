@@ -23,8 +23,9 @@ from tests.containers.conftest import FIGURES
 from tests.containers.podman import ENV, Built, podman
 from tests.helpers import ROOT, wait_until
 
-# The first test also waits for the images: a cold build takes tens of minutes on 2 cores.
-pytestmark = pytest.mark.timeout(3600)
+# Each test's own body; the image builds (the `images` fixture) have limits of their own
+# (podman.BUILD_LIMITS_S), and so do the waits of the module's fixtures.
+pytestmark = pytest.mark.timeout(1200, func_only=True)
 
 COMPOSE_FILES = ("deploy/compose.yaml", "deploy/compose.vllm-cpu.yaml")
 SERVICES = ("engine-llamacpp", "engine-vllm", "router", "gateway")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 
-from tests.containers.podman import Built, image, podman
+from tests.containers.podman import Built, host_llama_server, image, podman
 
-# The first test also waits for the images: a cold build takes tens of minutes on 2 cores.
-pytestmark = pytest.mark.timeout(3600)
+# Each test's own body; the image builds (the `images` fixture) have limits of their own
+# (podman.BUILD_LIMITS_S), and so do the waits of the module's fixtures.
+pytestmark = pytest.mark.timeout(300, func_only=True)
 
 HEAVY = ("torch", "vllm", "matplotlib")
 PROBE = (
@@ -35,6 +37,23 @@ def test_llamacpp_image_runs_its_llama_server(images: dict[str, Built]) -> None:
     # Every library it links is in the image, and it reports the pinned build.
     version = podman("run", "--rm", image("engine-llamacpp"), "llama-server", "--version")
     assert "llama-cpp-python-0.3.36" in version.stdout + version.stderr
+
+
+def test_llamacpp_image_reuses_the_host_llama_server(images: dict[str, Built]) -> None:
+    """llama.cpp is compiled once on a machine: the image carries the binary `make llama-server`
+    built, byte for byte (the build stage copied it instead of compiling)."""
+    host = host_llama_server()
+    if host is None:
+        pytest.skip("no CPU llama-server build in the cache (make llama-server): the image compiled its own")
+    origin = images["engine-llamacpp"].llama_server
+    if origin.startswith("compiled in the image"):
+        pytest.skip(f"the image's build stage could not take the host's build: {origin}")
+    folder, _ = host
+    want = hashlib.sha256((folder / "bin" / "llama-server").read_bytes()).hexdigest()
+    digest = "import hashlib; print(hashlib.sha256(open('/usr/local/bin/llama-server', 'rb').read()).hexdigest())"
+    assert podman("run", "--rm", image("engine-llamacpp"), "python", "-c", digest).stdout.strip() == want, (
+        f"the image's llama-server is not the host's build in {folder} ({origin})"
+    )
 
 
 def test_vllm_image_has_vllm_and_no_llama_server(images: dict[str, Built]) -> None:
