@@ -18,3 +18,5 @@ CHAT_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 MAX_LOGPROBS = 20  # alternatives per token
 MAX_STOP_STRINGS = 16
 MAX_EMBED_INPUTS = 2048
+# ChatInput.reasoning_effort: OpenAI's levels (vLLM takes the same; a gpt-oss model low to high)
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")

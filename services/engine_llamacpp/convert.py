@@ -44,6 +44,28 @@ def context_size(request: control_pb2.LoadModelRequest, default_ctx: int) -> int
     return request.llamacpp.ctx_size if request.llamacpp.HasField("ctx_size") else default_ctx
 
 
+LLAMA_SERVER_PARSERS = ("", "auto", "none")
+
+
+def chat_parsing(request: control_pb2.LoadModelRequest) -> bool:
+    """Whether llama-server's chat layer reads tool calls and reasoning for this model: its
+    detection is its own (by template), so a load may leave it on (``auto``) or turn it off
+    (``none``: chats are rendered with the template and their output stays text), for both."""
+    for name in ("tool_parser", "reasoning_parser"):
+        if getattr(request, name) not in LLAMA_SERVER_PARSERS:
+            raise InvalidArgument(
+                f"{name} {getattr(request, name)[:40]!r}: llama-server picks the format from the chat template; "
+                "use auto or none"
+            )
+    tools_off, reasoning_off = request.tool_parser == "none", request.reasoning_parser == "none"
+    if tools_off != reasoning_off:
+        raise InvalidArgument(
+            "llama-server reads tool calls and reasoning together: set tool_parser and "
+            "reasoning_parser both to none, or neither"
+        )
+    return not tools_off
+
+
 def server_args(
     model: Path,
     served_name: str,
@@ -59,6 +81,7 @@ def server_args(
     input in one batch, as llama-server needs, so its batch is the context.
     """
     opts = request.llamacpp
+    chat_parsing(request)  # checked now, used per request
     ctx = context_size(request, default_ctx)
     parallel = opts.parallel if opts.HasField("parallel") else default_parallel
     if ctx < 16:
@@ -116,8 +139,18 @@ def embeddings_from_answer(answer: dict[str, Any], count: int) -> inference_pb2.
 
 def completion_body(params: GenerationParams, prompt: str | list[int]) -> dict[str, Any]:
     """The streaming ``/completion`` request for validated params."""
+    body = {"prompt": prompt, **sampling_fields(params)}
+    if params.logprobs is not None:
+        # n_probs 0 turns probabilities off; logprobs 0 still wants the chosen token's.
+        body["n_probs"] = max(params.logprobs, 1)
+    if params.constraint is not None:  # llama-server turns the schema into its own grammar
+        body["json_schema"] = {"type": "object"} if params.constraint.json_object else params.constraint.schema
+    return body
+
+
+def sampling_fields(params: GenerationParams) -> dict[str, Any]:
+    """What both of llama-server's generation endpoints take alike: length, sampling, stops."""
     body: dict[str, Any] = {
-        "prompt": prompt,
         "stream": True,
         "n_predict": params.max_tokens if params.max_tokens is not None else -1,
         "cache_prompt": True,
@@ -141,29 +174,7 @@ def completion_body(params: GenerationParams, prompt: str | list[int]) -> dict[s
         body["logit_bias"] = {str(token): bias for token, bias in params.logit_bias.items()}
     if params.stop:
         body["stop"] = params.stop
-    if params.logprobs is not None:
-        # n_probs 0 turns probabilities off; logprobs 0 still wants the chosen token's.
-        body["n_probs"] = max(params.logprobs, 1)
-    if params.constraint is not None:  # llama-server turns the schema into its own grammar
-        body["json_schema"] = {"type": "object"} if params.constraint.json_object else params.constraint.schema
     return body
-
-
-def template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Messages for llama-server's template: tool call arguments as JSON text, as OpenAI's."""
-    out = []
-    for message in messages:
-        calls = message.get("tool_calls")
-        if calls:
-            message = {
-                **message,
-                "tool_calls": [
-                    {**c, "function": {**c["function"], "arguments": json.dumps(c["function"]["arguments"])}}
-                    for c in calls
-                ],
-            }
-        out.append(message)
-    return out
 
 
 def _logprob(value: Any) -> float:

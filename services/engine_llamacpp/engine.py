@@ -17,16 +17,16 @@ import psutil
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.engine_llamacpp import convert
+from services.engine_llamacpp import chat, convert
 from services.engine_llamacpp.budget import TokenBudget
 from services.engine_llamacpp.http_stream import StreamingPoster
 from services.engine_llamacpp.process import ChildExited, LlamaServerProcess
 from services.engine_llamacpp.settings import LlamacppSettings
 from switchyard.engine.hub import is_later_part
-from switchyard.engine.params import ChatParams, EmbedParams, GenerationParams, TokenizeParams
+from switchyard.engine.params import ChatParams, EmbedParams, GenerationParams, TokenizeParams, openai_messages
 from switchyard.engine.protocol import LoadSpec, ModelInfo, Progress
 from switchyard.engine.timing import RequestClock
-from switchyard.engine.tool_calls import parser_for
+from switchyard.engine.tool_calls import forced
 from switchyard.errors import FailedPrecondition, InvalidArgument, Unavailable
 from switchyard.v1 import common_pb2, control_pb2, inference_pb2
 
@@ -86,7 +86,8 @@ class LlamaCppAdapter:
         progress(0.1, "starting llama-server")
         proc = LlamaServerProcess(self.binary, spec.launch, on_log=on_log)
         await proc.spawn()
-        return LlamaServerModel(proc, self.settings, convert.context_size(spec.request, self.settings.ctx_size))
+        cache_tokens = convert.context_size(spec.request, self.settings.ctx_size)
+        return LlamaServerModel(proc, self.settings, cache_tokens, convert.chat_parsing(spec.request))
 
     async def close(self) -> None:
         pass
@@ -97,9 +98,12 @@ class LlamaServerModel:
     own token-stream poster: closing both ends every request to it at once, queued ones
     included."""
 
-    def __init__(self, proc: LlamaServerProcess, settings: LlamacppSettings, cache_tokens: int) -> None:
+    def __init__(
+        self, proc: LlamaServerProcess, settings: LlamacppSettings, cache_tokens: int, chat_parsing: bool = True
+    ) -> None:
         self.proc = proc
         self.settings = settings
+        self.chat_parsing = chat_parsing  # llama-server's chat layer reads calls and reasoning
         self.budget = TokenBudget(cache_tokens)  # services/engine_llamacpp/budget.py
         self.device = "cpu"
         self._http = _http_client()
@@ -120,7 +124,7 @@ class LlamaServerModel:
             props = (await self._http.get(f"{self.proc.base_url}/props")).raise_for_status().json()
             models = (await self._http.get(f"{self.proc.base_url}/v1/models")).raise_for_status().json()
             n_ctx = int(props["default_generation_settings"]["n_ctx"])
-            parser = parser_for(str(props.get("chat_template") or ""))
+            caps = props.get("chat_template_caps") or {}
             vocab = int(models["data"][0]["meta"]["n_vocab"])
         except (ChildExited, TimeoutError, httpx.HTTPError, KeyError, ValueError) as exc:
             reason = str(exc) or f"llama-server did not become healthy ({type(exc).__name__})"
@@ -129,7 +133,9 @@ class LlamaServerModel:
             raise FailedPrecondition(f"loading failed: {reason}") from exc
         self.proc.on_log = None
         self.device = "cuda" if any("CUDA" in line for line in self.proc.log_tail) else "cpu"
-        self._info = ModelInfo(vocab_size=vocab, max_model_len=n_ctx, tool_parser=parser)
+        parser = "llama-server" if self.chat_parsing else ""
+        tools = parser if caps.get("supports_tool_calls") else ""
+        self._info = ModelInfo(vocab_size=vocab, max_model_len=n_ctx, tool_parser=tools, reasoning_parser=parser)
         return self._info
 
     async def failed(self) -> str:
@@ -176,7 +182,7 @@ class LlamaServerModel:
 
     async def _render_chat(self, chat: ChatParams) -> str:
         body: dict[str, Any] = {
-            "messages": convert.template_messages(chat.messages),
+            "messages": openai_messages(chat.messages),
             "add_generation_prompt": chat.add_generation_prompt,
         }
         if chat.tools:
@@ -202,14 +208,68 @@ class LlamaServerModel:
             raise InvalidArgument(f"the prompt has {prompt_tokens} tokens; the model's context length is {context}")
         return min(prompt_tokens + (max_tokens or context), context)
 
+    def _through_chat_layer(self, params: GenerationParams) -> bool:
+        """Whether llama-server's chat layer answers (see services/engine_llamacpp/chat.py):
+        a chat whose calls are not forced, whose output is not constrained, and that needs
+        nothing only the raw path has (a continued last turn, stop token ids)."""
+        chat = params.chat
+        return (
+            self.chat_parsing
+            and chat is not None
+            and chat.add_generation_prompt
+            and not forced(chat.plan)
+            and params.constraint is None
+            and not params.stop_token_ids
+        )
+
     async def generate(self, params: GenerationParams) -> AsyncIterator[inference_pb2.GenerateResponse]:
         if params.min_tokens:
             raise InvalidArgument("min_tokens is not supported by the llamacpp engine")
         timing = RequestClock()
+        if self._through_chat_layer(params):
+            assert params.chat is not None
+            body = chat.chat_body(params, params.chat, reasoning=True)
+            counted = await self._post("/v1/chat/completions/input_tokens", chat.chat_request(params.chat, True))
+            async with self.budget.hold(self._tokens_to_hold(int(counted["input_tokens"]), params.max_tokens)):
+                async for response in self._chat(params, body, timing):
+                    yield response
+            return
         prompt = await self._prompt_ids(params)
         async with self.budget.hold(self._tokens_to_hold(len(prompt), params.max_tokens)):
             async for response in self._generate(params, prompt, timing):
                 yield response
+
+    async def _chat(
+        self, params: GenerationParams, body: dict[str, Any], timing: RequestClock
+    ) -> AsyncIterator[inference_pb2.GenerateResponse]:
+        stream = chat.ChatStream(params)
+        try:
+            async with self._streams.post("/v1/chat/completions", body) as answer:
+                timing.started()
+                if answer.status != 200:
+                    raise convert.error_from_response(answer.status, await answer.read_error_body())
+                async for batch in convert.sse_batches(answer.body_chunks()):
+                    for delta in stream.take(batch):
+                        timing.token()
+                        yield inference_pb2.GenerateResponse(delta=delta)
+                    if stream.finished is not None:
+                        break
+        except OSError as exc:
+            if not self._stopping:
+                raise self._lost(exc) from exc
+            stream.finished = inference_pb2.Finished(reason=inference_pb2.FINISH_REASON_ABORTED, usage=stream.usage)
+        if stream.finished is None:
+            raise Unavailable("llama-server ended the chat stream without its usage chunk")
+        finished = stream.finished
+        if stream.reasoning_text and finished.reason != inference_pb2.FINISH_REASON_ABORTED:
+            finished.usage.reasoning_tokens = await self._count("".join(stream.reasoning_text))
+        finished.timings.CopyFrom(timing.timings())
+        yield inference_pb2.GenerateResponse(finished=finished)
+
+    async def _count(self, text: str) -> int:
+        """Tokens of a text (llama-server does not count reasoning tokens itself)."""
+        answer = await self._post("/tokenize", {"content": text, "add_special": False, "parse_special": True})
+        return len(answer["tokens"])
 
     async def _generate(
         self, params: GenerationParams, prompt: list[int], timing: RequestClock

@@ -27,6 +27,7 @@ FINISH_REASONS = {
     "stop": inference_pb2.FINISH_REASON_STOP,
     "length": inference_pb2.FINISH_REASON_LENGTH,
     "abort": inference_pb2.FINISH_REASON_ABORTED,
+    "tool_calls": inference_pb2.FINISH_REASON_TOOL_CALLS,  # said by switchyard when the parser read calls
 }
 
 

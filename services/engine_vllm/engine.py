@@ -26,13 +26,13 @@ from vllm.platforms import current_platform
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.metrics.loggers import StatLoggerBase
 
-from services.engine_vllm import convert
+from services.engine_vllm import convert, parsing
 from services.engine_vllm.grammar import GrammarCheck
 from services.engine_vllm.settings import VllmSettings
 from switchyard.engine.params import ChatParams, EmbedParams, GenerationParams, TokenizeParams
 from switchyard.engine.protocol import LoadSpec, ModelInfo, Progress
 from switchyard.engine.timing import RequestClock
-from switchyard.engine.tool_calls import parser_for
+from switchyard.engine.tool_calls import forced
 from switchyard.errors import FailedPrecondition, InvalidArgument, Unavailable
 from switchyard.runtime import tracing
 from switchyard.runtime.reaper import Reaper
@@ -133,6 +133,7 @@ class VllmAdapter:
         return path
 
     def launch_args(self, path: Path, name: str, request: control_pb2.LoadModelRequest) -> Any:
+        parsing.check_names(request)
         on_cpu = self.device == "cpu"
         settings = self.settings
         return convert.engine_args(
@@ -169,7 +170,9 @@ class VllmAdapter:
             await asyncio.to_thread(engine.shutdown)
             raise
         embeds = spec.task == control_pb2.MODEL_TASK_EMBED
-        return VllmModel(engine, processes, figures, self.device, self.settings.status_poll_s, embeds)
+        model = VllmModel(engine, processes, figures, self.device, self.settings.status_poll_s, embeds)
+        model.load_request = spec.request
+        return model
 
     async def close(self) -> None:
         pass
@@ -194,16 +197,21 @@ class VllmModel:
         self._in_flight: set[str] = set()
         self._info: ModelInfo | None = None
         self._grammar: GrammarCheck | None = None
+        self.load_request = control_pb2.LoadModelRequest()  # its parser names
+        self._parsing: parsing.ChatParsing | None = None
 
     def processes(self) -> list[psutil.Process]:
         return [p for p in self._processes if p.is_running()]
 
     async def ready(self, progress: Progress) -> ModelInfo:
         tokenizer = self.engine.get_tokenizer()
+        if not self.embeds:
+            self._parsing = parsing.ChatParsing.for_model(tokenizer, self.engine.model_config, self.load_request)
         self._info = ModelInfo(
             vocab_size=len(tokenizer),
             max_model_len=int(self.engine.model_config.max_model_len),
-            tool_parser=parser_for(getattr(tokenizer, "chat_template", None) or ""),
+            tool_parser=self._parsing.tool_parser if self._parsing else "",
+            reasoning_parser=self._parsing.reasoning_parser if self._parsing else "",
         )
         self._grammar = GrammarCheck(
             tokenizer,
@@ -294,6 +302,10 @@ class VllmModel:
         sampling = convert.sampling_params(params, len(ids), self._info.max_model_len)
         if params.constraint is not None and self._grammar is not None:
             await self._grammar.check(params.constraint)
+        parser = self._parser_for(params)
+        if parser is not None:
+            sampling.skip_special_tokens = parser.skip_special_tokens
+        output_ids: list[int] = []
         rid = params.request_id
         self._in_flight.add(rid)
         completion_tokens = 0
@@ -312,12 +324,17 @@ class VllmModel:
                 if new_ids:
                     timing.token()
                     completion_tokens += len(new_ids)
-                delta = inference_pb2.Delta(text=completion.text)
+                if parser is None:
+                    delta = inference_pb2.Delta(text=completion.text)
+                else:
+                    output_ids.extend(new_ids)
+                    ending = completion.finish_reason is not None
+                    delta = parser.delta(completion.text, new_ids, ids, ending)
                 if params.return_token_ids:
                     delta.token_ids.extend(new_ids)
                 if params.logprobs is not None and completion.logprobs is not None:
                     delta.logprobs.extend(convert.logprobs_to_proto(new_ids, completion.logprobs, params.logprobs))
-                if delta.text or delta.token_ids or delta.logprobs:
+                if delta.text or delta.reasoning or delta.tool_calls or delta.token_ids or delta.logprobs:
                     yield inference_pb2.GenerateResponse(delta=delta)
                 if completion.finish_reason is not None:
                     finish = (completion.finish_reason, completion.stop_reason)
@@ -329,11 +346,23 @@ class VllmModel:
         finally:
             self._in_flight.discard(rid)
         usage = inference_pb2.Usage(prompt_tokens=len(ids), completion_tokens=completion_tokens, cached_tokens=cached)
+        if parser is not None:
+            usage.reasoning_tokens = parser.reasoning_tokens(output_ids)
+            if parser.called and finish[0] == "stop":
+                finish = ("tool_calls", None)
         finished = convert.finished_to_proto(*finish, usage)
         if finish[0] is None:  # the stream ended without a reason: aborted by a stop
             finished.reason = inference_pb2.FINISH_REASON_ABORTED
         finished.timings.CopyFrom(timing.timings(queue_ms))
         yield inference_pb2.GenerateResponse(finished=finished)
+
+    def _parser_for(self, params: GenerationParams) -> parsing.RequestParsing | None:
+        """vLLM's parsers read a chat's reasoning and calls, unless the calls are forced or the
+        output constrained (switchyard's own schema then holds the whole answer)."""
+        chat = params.chat
+        if self._parsing is None or chat is None or forced(chat.plan) or params.constraint is not None:
+            return None
+        return self._parsing.start(chat)
 
     async def tokenize(self, params: TokenizeParams) -> inference_pb2.TokenizeResponse:
         self._check_alive()

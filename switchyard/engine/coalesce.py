@@ -24,10 +24,11 @@ from switchyard.v1 import inference_pb2
 
 
 def merge_deltas(deltas: Sequence[inference_pb2.Delta]) -> inference_pb2.Delta:
-    """One delta saying what several consecutive ones said (text, token ids, logprobs)."""
+    """One delta saying what several consecutive ones said (text, reasoning, token ids,
+    logprobs); the caller merges no reasoning that follows text, so joined they keep their order."""
     if len(deltas) == 1:
         return deltas[0]
-    merged = inference_pb2.Delta(text="".join(d.text for d in deltas))
+    merged = inference_pb2.Delta(text="".join(d.text for d in deltas), reasoning="".join(d.reasoning for d in deltas))
     for delta in deltas:
         merged.token_ids.extend(delta.token_ids)
         merged.logprobs.extend(delta.logprobs)
@@ -59,7 +60,11 @@ def _take(waiting: deque[inference_pb2.GenerateResponse]) -> inference_pb2.Gener
     if not _mergeable(first) or not waiting or not _mergeable(waiting[0]):
         return first
     deltas = [first.delta]
+    texted = bool(first.delta.text)
     while waiting and _mergeable(waiting[0]):
+        if texted and waiting[0].delta.reasoning:
+            break  # reasoning after answer text: its own message, so the order holds
+        texted = texted or bool(waiting[0].delta.text)
         deltas.append(waiting.popleft().delta)
     return inference_pb2.GenerateResponse(delta=merge_deltas(deltas))
 

@@ -7,6 +7,7 @@ message naming the field.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import uuid
@@ -15,7 +16,7 @@ from typing import Any
 
 from google.protobuf.json_format import MessageToDict
 
-from switchyard.contract import CHAT_ROLES, MAX_EMBED_INPUTS, MAX_LOGPROBS, MAX_STOP_STRINGS
+from switchyard.contract import CHAT_ROLES, MAX_EMBED_INPUTS, MAX_LOGPROBS, MAX_STOP_STRINGS, REASONING_EFFORTS
 from switchyard.engine.hub import ModelRef
 from switchyard.engine.schema_check import load_bounded
 from switchyard.engine.structured import (
@@ -47,12 +48,20 @@ class ChatParams:
     functions: tuple[Function, ...]
     plan: ToolPlan
     add_generation_prompt: bool
-    template_kwargs: dict[str, Any] = field(default_factory=dict)
+    template_kwargs: dict[str, Any] = field(default_factory=dict)  # reasoning_effort's switches included
+    reasoning_effort: str = ""  # "" the model's default, else one of REASONING_EFFORTS
+    include_reasoning: bool = True
 
     @property
     def tools(self) -> list[dict[str, Any]]:
         """The functions as OpenAI tool objects, for the template."""
         return [f.template_json() for f in self.functions]
+
+    @property
+    def thinking(self) -> bool | None:
+        """Whether the template is told to think (enable_thinking), if it is told."""
+        value = self.template_kwargs.get("enable_thinking")
+        return value if isinstance(value, bool) else None
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,24 @@ def _tool_calls(i: int, msg: pb.ChatMessage) -> list[dict[str, Any]]:
     return calls
 
 
+def openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages as OpenAI sends them (tool call arguments as JSON text), for an engine's own
+    chat layer; templates take them as ChatParams.messages has them (arguments as objects)."""
+    out = []
+    for message in messages:
+        calls = message.get("tool_calls")
+        if calls:
+            message = {
+                **message,
+                "tool_calls": [
+                    {**c, "function": {**c["function"], "arguments": json.dumps(c["function"]["arguments"])}}
+                    for c in calls
+                ],
+            }
+        out.append(message)
+    return out
+
+
 def chat_from_proto(chat: pb.ChatInput) -> ChatParams:
     if not chat.messages:
         raise InvalidArgument("chat.messages is empty")
@@ -159,11 +186,23 @@ def chat_from_proto(chat: pb.ChatInput) -> ChatParams:
             if msg.role != "assistant":
                 raise InvalidArgument(f"chat.messages[{i}] has tool_calls but is not the assistant's")
             entry["tool_calls"] = _tool_calls(i, msg)
+        if msg.reasoning_content:
+            if msg.role != "assistant":
+                raise InvalidArgument(f"chat.messages[{i}] has reasoning_content but is not the assistant's")
+            entry["reasoning_content"] = msg.reasoning_content
         messages.append(entry)
     functions = functions_from_proto(chat)
     add_prompt = chat.add_generation_prompt if chat.HasField("add_generation_prompt") else True
     kwargs = MessageToDict(chat.template_kwargs) if chat.HasField("template_kwargs") else {}
-    return ChatParams(messages, functions, tool_plan(chat, functions), add_prompt, kwargs)
+    effort = chat.reasoning_effort
+    if effort:
+        if effort not in REASONING_EFFORTS:
+            raise InvalidArgument(f"chat.reasoning_effort {effort[:32]!r} is not one of {', '.join(REASONING_EFFORTS)}")
+        # As vLLM's server: the template sees the level, and thinking switched off for "none"
+        # unless the caller switched it explicitly.
+        kwargs = {"reasoning_effort": effort, "enable_thinking": effort != "none", **kwargs}
+    include = chat.include_reasoning if chat.HasField("include_reasoning") else True
+    return ChatParams(messages, functions, tool_plan(chat, functions), add_prompt, kwargs, effort, include)
 
 
 def _check_token_ids(name: str, ids: list[int], vocab_size: int) -> None:

@@ -40,7 +40,8 @@ class ModelInfo:
 
     vocab_size: int
     max_model_len: int
-    tool_parser: str = "hermes"  # the tool-call format its chat template teaches
+    tool_parser: str = ""  # what reads its tool calls with tool_choice auto ("": nothing)
+    reasoning_parser: str = ""  # what tells its reasoning from its answer ("": nothing)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from switchyard.engine.host import ModelHost
 from switchyard.engine.params import check_name, embed_from_proto, generation_from_proto, tokenize_from_proto
 from switchyard.engine.protocol import ModelInfo, RunningModel
 from switchyard.engine.slot import ModelSlot
-from switchyard.engine.tool_calls import CallShaper
+from switchyard.engine.tool_calls import CallShaper, forced
 from switchyard.engines import ENGINE_NAMES, engine_name
 from switchyard.enums import check_enums
 from switchyard.errors import Context, EngineError, InvalidArgument, grpc_errors
@@ -100,8 +100,8 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
                 first = True
                 stream = running.generate(params)
                 plan = params.tool_plan
-                if plan is not None and plan.parses_calls:  # only then: no cost per token otherwise
-                    stream = shaped(stream, CallShaper(plan, info.tool_parser))
+                if plan is not None and forced(plan):  # only then: no cost per token otherwise
+                    stream = shaped(stream, CallShaper(plan))
                 async for response in coalesced(stream, self.host.settings.stream_interval):
                     if first and response.HasField("delta"):
                         metrics.TIME_TO_FIRST_TOKEN.labels(self.name).observe(time.monotonic() - start)

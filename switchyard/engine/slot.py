@@ -327,6 +327,8 @@ class ModelSlot:
             keep_alive_s=self.spec.keep_alive_s,
             memory_bytes=self.memory_bytes,
             task=self.spec.task,
+            tool_parser=info.tool_parser if info else "",
+            reasoning_parser=info.reasoning_parser if info else "",
         )
         if self.loaded_at is not None:
             status.loaded_at.CopyFrom(_timestamp(self.loaded_at))

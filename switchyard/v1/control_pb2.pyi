@@ -340,6 +340,8 @@ class LoadModelRequest(_message.Message):
     KEEP_ALIVE_S_FIELD_NUMBER: _builtins.int
     TASK_FIELD_NUMBER: _builtins.int
     POOLING_FIELD_NUMBER: _builtins.int
+    TOOL_PARSER_FIELD_NUMBER: _builtins.int
+    REASONING_PARSER_FIELD_NUMBER: _builtins.int
     VLLM_FIELD_NUMBER: _builtins.int
     LLAMACPP_FIELD_NUMBER: _builtins.int
     engine: _common_pb2.Engine.ValueType
@@ -359,6 +361,16 @@ class LoadModelRequest(_message.Message):
     """What the model is loaded for; a model loaded for embeddings serves only Embed."""
     pooling: Global___Pooling.ValueType
     """With task MODEL_TASK_EMBED: how token states are pooled into one vector."""
+    tool_parser: _builtins.str
+    """How the model's tool calls are read from its output with tool_choice auto: empty or
+    "auto" picks from the chat template (llama.cpp: llama-server's own detection; vLLM: a
+    registered tool parser chosen by the template's markers), "none" leaves calls as text, or
+    a vLLM tool parser name (e.g. "hermes", "mistral", "llama3_json").
+    """
+    reasoning_parser: _builtins.str
+    """How reasoning is told apart from the answer: empty or "auto" as tool_parser, "none" leaves
+    it in the text, or a vLLM reasoning parser name (e.g. "qwen3", "deepseek_r1").
+    """
     @_builtins.property
     def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """More names the model answers to (e.g. "gpt-4o-mini"); each must be unique on the engine."""
@@ -381,12 +393,14 @@ class LoadModelRequest(_message.Message):
         keep_alive_s: _builtins.float | None = ...,
         task: Global___ModelTask.ValueType = ...,
         pooling: Global___Pooling.ValueType = ...,
+        tool_parser: _builtins.str = ...,
+        reasoning_parser: _builtins.str = ...,
         vllm: Global___VllmOptions | None = ...,
         llamacpp: Global___LlamacppOptions | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_keep_alive_s", b"_keep_alive_s", "keep_alive_s", b"keep_alive_s", "llamacpp", b"llamacpp", "options", b"options", "vllm", b"vllm"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_keep_alive_s", b"_keep_alive_s", "aliases", b"aliases", "engine", b"engine", "keep_alive_s", b"keep_alive_s", "llamacpp", b"llamacpp", "model_path", b"model_path", "options", b"options", "pooling", b"pooling", "served_model_name", b"served_model_name", "task", b"task", "vllm", b"vllm"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_keep_alive_s", b"_keep_alive_s", "aliases", b"aliases", "engine", b"engine", "keep_alive_s", b"keep_alive_s", "llamacpp", b"llamacpp", "model_path", b"model_path", "options", b"options", "pooling", b"pooling", "reasoning_parser", b"reasoning_parser", "served_model_name", b"served_model_name", "task", b"task", "tool_parser", b"tool_parser", "vllm", b"vllm"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__keep_alive_s: _TypeAlias = _typing.Literal["keep_alive_s"]  # noqa: Y015
     _WhichOneofArgType__keep_alive_s: _TypeAlias = _typing.Literal["_keep_alive_s", b"_keep_alive_s"]  # noqa: Y015
@@ -453,6 +467,8 @@ class ModelStatus(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     MEMORY_BYTES_FIELD_NUMBER: _builtins.int
     TASK_FIELD_NUMBER: _builtins.int
+    TOOL_PARSER_FIELD_NUMBER: _builtins.int
+    REASONING_PARSER_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Served model name."""
     model_path: _builtins.str
@@ -479,6 +495,12 @@ class ModelStatus(_message.Message):
     """Resident host memory of the model's processes, in bytes (0 when unknown)."""
     task: Global___ModelTask.ValueType
     """What the model is loaded for."""
+    tool_parser: _builtins.str
+    """The tool-call parser in use ("" when the engine reads no calls; "llama-server" when
+    llama-server's chat layer does).
+    """
+    reasoning_parser: _builtins.str
+    """The reasoning parser in use (as tool_parser)."""
     @_builtins.property
     def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """More names the model answers to."""
@@ -522,10 +544,12 @@ class ModelStatus(_message.Message):
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         memory_bytes: _builtins.int = ...,
         task: Global___ModelTask.ValueType = ...,
+        tool_parser: _builtins.str = ...,
+        reasoning_parser: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "last_used_at", b"last_used_at", "load", b"load", "loaded_at", b"loaded_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "device", b"device", "error", b"error", "expires_at", b"expires_at", "in_flight", b"in_flight", "keep_alive_s", b"keep_alive_s", "last_used_at", b"last_used_at", "load", b"load", "load_message", b"load_message", "load_progress", b"load_progress", "loaded_at", b"loaded_at", "max_model_len", b"max_model_len", "memory_bytes", b"memory_bytes", "model_path", b"model_path", "name", b"name", "process_alive", b"process_alive", "state", b"state", "task", b"task"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "device", b"device", "error", b"error", "expires_at", b"expires_at", "in_flight", b"in_flight", "keep_alive_s", b"keep_alive_s", "last_used_at", b"last_used_at", "load", b"load", "load_message", b"load_message", "load_progress", b"load_progress", "loaded_at", b"loaded_at", "max_model_len", b"max_model_len", "memory_bytes", b"memory_bytes", "model_path", b"model_path", "name", b"name", "process_alive", b"process_alive", "reasoning_parser", b"reasoning_parser", "state", b"state", "task", b"task", "tool_parser", b"tool_parser"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

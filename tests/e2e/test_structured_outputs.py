@@ -187,13 +187,14 @@ def test_a_tool_conversation_renders_the_same_prompt_on_both_engines(stack: Stac
 
 
 @pytest.mark.parametrize("engine", ENGINE_NAMES)
-def test_auto_tool_choice_leaves_text_that_is_no_call_as_text(stack: Stack, engine: str) -> None:
-    """The demo model never writes a well-formed call by itself; '<tool_call>' pushed by a
-    bias stays text (no broken call is made up) and the answer still ends."""
+def test_auto_tool_choice_makes_up_no_broken_call(stack: Stack, engine: str) -> None:
+    """'<tool_call>' pushed by a bias starts no well-formed call: the engine's own parser makes
+    none up and the answer still ends. (What it keeps of the text is the parser's choice:
+    vLLM's hermes parser keeps it, llama-server's drops an unfinished call.)"""
     kwargs: Any = {"model": SERVED[engine], "messages": ASK, "tools": TOOLS, "max_tokens": 6}
     answer = client(stack).chat.completions.create(**kwargs, logit_bias={"1000": 100})
     assert answer.choices[0].message.tool_calls is None
-    assert answer.choices[0].message.content == "<tool_call>" * 6
+    assert answer.choices[0].message.content in ("<tool_call>" * 6, "", None)
     assert answer.choices[0].finish_reason == "length"
 
 
