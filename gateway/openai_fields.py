@@ -50,7 +50,6 @@ WHY = {
     "functions": "use tools",
     "function_call": "use tool_choice",
     "prediction": "predicted outputs are not supported",
-    "reasoning_effort": "use chat_template_kwargs (e.g. enable_thinking) for reasoning models",
     "verbosity": "verbosity is not supported",
     "web_search_options": "web search is not supported",
     "suffix": "neither engine implements insertion (suffix)",

@@ -6,8 +6,10 @@ Never a stand-in for the real-engine tests: those run llama-server and vLLM."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,23 +63,25 @@ class FakeModel:
             text = "".join(str(m["content"]) for m in params.chat.messages)
         else:
             text = params.prompt or ""
-        produced = 0
+        produced = reasoned = called = 0
         try:
-            for char in text[: params.max_tokens or len(text)]:
+            for delta in _parsed(text[: params.max_tokens or len(text)], params):
                 await asyncio.sleep(self.adapter.token_delay_s)
                 if self.stopped:
                     break
                 produced += 1
-                yield inference_pb2.GenerateResponse(delta=inference_pb2.Delta(text=char))
+                reasoned += bool(delta.reasoning)
+                called += len(delta.tool_calls)
+                yield inference_pb2.GenerateResponse(delta=delta)
         except (asyncio.CancelledError, GeneratorExit):
             self.adapter.cancelled += 1
             raise
-        reason = inference_pb2.FINISH_REASON_STOP  # said all it had to say
+        reason = inference_pb2.FINISH_REASON_TOOL_CALLS if called else inference_pb2.FINISH_REASON_STOP
         if self.stopped:
             reason = inference_pb2.FINISH_REASON_ABORTED
         elif params.max_tokens is not None and produced == params.max_tokens:
             reason = inference_pb2.FINISH_REASON_LENGTH
-        usage = inference_pb2.Usage(prompt_tokens=len(text), completion_tokens=produced)
+        usage = inference_pb2.Usage(prompt_tokens=len(text), completion_tokens=produced, reasoning_tokens=reasoned)
         yield inference_pb2.GenerateResponse(finished=inference_pb2.Finished(reason=reason, usage=usage))
 
     async def tokenize(self, params: TokenizeParams) -> inference_pb2.TokenizeResponse:
@@ -101,6 +105,33 @@ class FakeModel:
         self.stopped = True
         await self.adapter.stop_gate.wait()
         self.adapter.running.remove(self)
+
+
+CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
+
+
+def _parsed(text: str, params: GenerationParams) -> Iterator[inference_pb2.Delta]:
+    """The echoed text one character per delta, as an engine with a parser of its own would
+    give it: a chat's leading ``<think>...</think>`` as reasoning, and, with tool_choice auto,
+    ``<tool_call>{"name", "arguments"}</tool_call>`` as calls (not forced: switchyard shapes those)."""
+    chat = params.chat
+    if chat is not None and text.startswith("<think>") and "</think>" in text:
+        thought, _, text = text.removeprefix("<think>").partition("</think>")
+        if chat.include_reasoning:
+            yield from (inference_pb2.Delta(reasoning=char) for char in thought)
+    auto = chat is not None and chat.plan.mode == "auto" and chat.functions
+    for index, piece in enumerate(CALL.split(text) if auto else [text]):
+        if index % 2:
+            call = json.loads(piece)
+            yield inference_pb2.Delta(
+                tool_calls=[
+                    inference_pb2.ToolCallDelta(
+                        index=index // 2, id=f"call_{index}", name=call["name"], arguments=json.dumps(call["arguments"])
+                    )
+                ]
+            )
+        else:
+            yield from (inference_pb2.Delta(text=char) for char in piece)
 
 
 class FakeAdapter:

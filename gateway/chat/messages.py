@@ -37,6 +37,9 @@ class ChatMessage(BaseModel):
     name: str | None = None
     tool_call_id: str | None = None
     tool_calls: list[ToolCall] | None = None
+    # An assistant turn's reasoning, given back: llama-server's and DeepSeek's name, and vLLM's.
+    reasoning_content: str | None = None
+    reasoning: str | None = None
 
     def text(self, index: int) -> str:
         """Content as text; a part that is not text (an image, audio, a file) is refused."""
@@ -72,6 +75,40 @@ class NamedFunction(BaseModel):
 class NamedToolChoice(BaseModel):
     type: Literal["function"]
     function: NamedFunction
+
+
+class AllowedTool(BaseModel):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class AllowedTools(BaseModel):
+    mode: Literal["auto", "required"]
+    tools: list[AllowedTool] = Field(max_length=128)
+
+
+class AllowedToolsChoice(BaseModel):
+    """OpenAI's ``{"type": "allowed_tools", ...}``: the model may call only these of the tools."""
+
+    type: Literal["allowed_tools"]
+    allowed_tools: AllowedTools
+
+
+ToolChoice = Literal["none", "auto", "required"] | NamedToolChoice | AllowedToolsChoice
+
+
+def allowed(
+    tools: list[ToolDef] | None, choice: ToolChoice | None
+) -> tuple[list[ToolDef] | None, Literal["none", "auto", "required"] | NamedToolChoice | None]:
+    """An allowed_tools choice as what the contract says: the tools it allows, and its mode."""
+    if not isinstance(choice, AllowedToolsChoice):
+        return tools, choice
+    names = [tool.function.name for tool in choice.allowed_tools.tools]
+    known = {tool.function.name for tool in tools or []}
+    missing = [name for name in names if name not in known]
+    if missing:
+        raise ApiError(400, f"allowed_tools names {missing[0]!r}, which is not among the tools", "tool_choice")
+    return [tool for tool in tools or [] if tool.function.name in names], choice.allowed_tools.mode
 
 
 class JsonSchemaFormat(BaseModel):
@@ -113,11 +150,12 @@ def chat_input(
     messages: list[ChatMessage],
     add_prompt: bool,
     tools: list[ToolDef] | None = None,
-    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None,
+    tool_choice: ToolChoice | None = None,
     parallel_tool_calls: bool | None = None,
     template_kwargs: dict[str, Any] | None = None,
 ) -> pb.ChatInput:
     chat = pb.ChatInput(add_generation_prompt=add_prompt)
+    tools, tool_choice = allowed(tools, tool_choice)
     for i, message in enumerate(messages):
         chat.messages.append(
             pb.ChatMessage(
@@ -129,6 +167,7 @@ def chat_input(
                     pb.ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
                     for c in message.tool_calls or []
                 ],
+                reasoning_content=message.reasoning_content or message.reasoning or "",
             )
         )
     for tool in tools or []:

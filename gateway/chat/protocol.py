@@ -7,7 +7,15 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from gateway.chat.messages import ChatMessage, NamedToolChoice, ResponseFormat, ToolDef, chat_input
+from gateway.chat.messages import (
+    AllowedToolsChoice,
+    ChatMessage,
+    NamedToolChoice,
+    ResponseFormat,
+    ToolChoice,
+    ToolDef,
+    chat_input,
+)
 from gateway.fields import Int32, ranged
 from gateway.generation.protocol import GenerationFields
 from gateway.openai_fields import CHAT_FIELDS
@@ -25,13 +33,27 @@ class ChatCompletionRequest(GenerationFields):
     logprobs: bool = False
     top_logprobs: Int32 | None = ranged(None, "most likely alternatives per token", minimum=0, maximum=MAX_LOGPROBS)
     tools: list[ToolDef] | None = Field(None, max_length=128)
-    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
     chat_template_kwargs: dict[str, Any] | None = Field(
         None, description="more variables for the model's chat template, e.g. enable_thinking (vLLM's extension)"
     )
     add_generation_prompt: bool = True
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = Field(
+        None,
+        description="how much a reasoning model thinks (its template's switch: Qwen3 enable_thinking, gpt-oss levels)",
+    )
+    include_reasoning: bool = Field(
+        True, description="return the reasoning (vLLM's extension); it is counted either way"
+    )
+
+    @property
+    def forces_calls(self) -> bool:
+        """Whether the answer is tool calls by construction (required, or a named function)."""
+        choice = self.tool_choice
+        mode = choice.allowed_tools.mode if isinstance(choice, AllowedToolsChoice) else choice
+        return bool(self.tools) and (mode == "required" or isinstance(choice, NamedToolChoice))
 
     def inputs(self) -> list[pb.GenerateRequest]:
         top = (self.top_logprobs or 0) if self.logprobs else None
@@ -46,6 +68,8 @@ class ChatCompletionRequest(GenerationFields):
                 self.chat_template_kwargs,
             )
         )
+        request.chat.reasoning_effort = self.reasoning_effort or ""
+        request.chat.include_reasoning = self.include_reasoning
         response_format = self.response_format.to_proto() if self.response_format is not None else None
         if response_format is not None:
             request.response_format.CopyFrom(response_format)

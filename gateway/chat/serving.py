@@ -13,5 +13,7 @@ from gateway.generation.serving import GenerationServing
 
 class ChatServing(GenerationServing):
     async def create(self, body: ChatCompletionRequest, http_request: Request) -> StreamingResponse | JSONResponse:
-        builder = ResponseBuilder(chat=True, model=body.model, want_logprobs=body.logprobs)
+        builder = ResponseBuilder(
+            chat=True, model=body.model, want_logprobs=body.logprobs, forced_calls=body.forces_calls
+        )
         return await self.respond(self.context(body, http_request, builder))

@@ -12,12 +12,13 @@ from switchyard.engines import ENGINE_NAMES
 from switchyard.v1 import inference_pb2 as pb
 
 
-def usage_json(prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> Usage:
+def usage_json(prompt_tokens: int, completion_tokens: int, cached_tokens: int, reasoning_tokens: int = 0) -> Usage:
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
     }
 
 
@@ -59,12 +60,15 @@ class Usages:
         self.prompt_tokens: dict[int, int] = {}
         self.completion_tokens = 0
         self.cached_tokens = 0
+        self.reasoning_tokens = 0
 
     def add(self, index: int, finished: pb.Finished) -> None:
         usage = finished.usage
         self.prompt_tokens.setdefault(self.prompts[index], usage.prompt_tokens)
         self.completion_tokens += usage.completion_tokens
         self.cached_tokens = max(self.cached_tokens, usage.cached_tokens)
+        self.reasoning_tokens += usage.reasoning_tokens
 
     def total(self) -> Usage:
-        return usage_json(sum(self.prompt_tokens.values()), self.completion_tokens, self.cached_tokens)
+        prompt = sum(self.prompt_tokens.values())
+        return usage_json(prompt, self.completion_tokens, self.cached_tokens, self.reasoning_tokens)

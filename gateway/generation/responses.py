@@ -7,13 +7,13 @@ comes from its own generation, and keeps its index.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
 
 import orjson
 
-from gateway.generation.accounting import usage_json
 from gateway.generation.schemas import (
     ChatChoice,
     ChatChunkChoice,
@@ -47,6 +47,7 @@ class Accumulated:
     """One whole (non-streamed) choice gathered from its deltas."""
 
     text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
     logprobs: list[pb.TokenLogprob] = field(default_factory=list)
     calls: dict[int, OutToolCall] = field(default_factory=dict)
     finished: pb.Finished | None = None
@@ -57,6 +58,7 @@ class Accumulated:
             return
         delta = response.delta
         self.text.append(delta.text)
+        self.reasoning.append(delta.reasoning)
         self.logprobs.extend(delta.logprobs)
         for piece in delta.tool_calls:
             call = self.calls.setdefault(
@@ -106,8 +108,16 @@ def _stop_reason(finished: pb.Finished) -> str | int | None:
 class ResponseBuilder:
     """Ids, timestamps and shapes of one OpenAI answer, streamed or whole."""
 
-    def __init__(self, chat: bool, model: str | None, want_logprobs: bool, echo: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        chat: bool,
+        model: str | None,
+        want_logprobs: bool,
+        echo: list[str] | None = None,
+        forced_calls: bool = False,
+    ) -> None:
         self.chat = chat
+        self.forced_calls = forced_calls  # the answer is tool calls: its first chunk's content is null
         self.id = ("chatcmpl-" if chat else "cmpl-") + (request_id.current.get() or uuid.uuid4().hex)
         self.created = int(time.time())
         self.model = model or ""
@@ -147,16 +157,13 @@ class ResponseBuilder:
         if self.engine is not None:
             body["engine"] = self.engine
 
-    def whole(self, answers: list[Accumulated], prompt_tokens: int) -> Response:
-        """All choices in one answer; usage sums completions, prompts counted once each."""
-        completion = cached = 0
+    def whole(self, answers: list[Accumulated], usage: Usage) -> Response:
+        """All choices in one answer, with the usage summed over them."""
         choices: list[CompletionChoice | ChatChoice] = []
         for index, answer in enumerate(answers):
             assert answer.finished is not None
             finished = answer.finished
             self._learn(finished)
-            completion += finished.usage.completion_tokens
-            cached = max(cached, finished.usage.cached_tokens)
             choices.append(self._choice(index, answer, finished))
         body: Response = {
             "id": self.id,
@@ -164,7 +171,7 @@ class ResponseBuilder:
             "created": self.created,
             "model": self.model,
             "choices": choices,
-            "usage": usage_json(prompt_tokens, completion, cached),
+            "usage": usage,
         }
         self._finish(body)
         return body
@@ -173,9 +180,13 @@ class ResponseBuilder:
         text = "".join(answer.text)
         reason = FINISH_REASONS.get(finished.reason)
         if self.chat:
-            message: ChatMessageOut = {"role": "assistant", "content": text or (None if answer.calls else "")}
-            if answer.calls:
-                message["tool_calls"] = [answer.calls[i] for i in sorted(answer.calls)]
+            calls = _whole_calls(answer.calls, reason)
+            message: ChatMessageOut = {"role": "assistant", "content": text or (None if calls else "")}
+            reasoning = "".join(answer.reasoning)
+            if reasoning:
+                message["reasoning_content"] = message["reasoning"] = reasoning
+            if calls:
+                message["tool_calls"] = calls
             chat: ChatChoice = {
                 "index": index,
                 "message": message,
@@ -207,9 +218,11 @@ class ResponseBuilder:
         if self.chat:
             out: ChatDelta = {}
             if first:
-                out = {"role": "assistant", "content": ""}
+                out = {"role": "assistant", "content": None if self.forced_calls else ""}
             elif delta is not None:
-                if text or not delta.tool_calls:
+                if delta.reasoning:
+                    out["reasoning_content"] = out["reasoning"] = delta.reasoning
+                if text or not (delta.tool_calls or delta.reasoning):
                     out["content"] = text
                 if delta.tool_calls:
                     out["tool_calls"] = [_call_piece(piece) for piece in delta.tool_calls]
@@ -249,6 +262,22 @@ class ResponseBuilder:
             "choices": [],
             "usage": usage,
         }
+
+
+def _whole_calls(calls: dict[int, OutToolCall], reason: str | None) -> list[OutToolCall]:
+    """The calls of a whole answer; one cut short by max_tokens (its arguments no JSON) is
+    left out, as OpenAI and vLLM leave out a partial call."""
+    ordered = [calls[i] for i in sorted(calls)]
+    if reason != "length":
+        return ordered
+    whole = []
+    for call in ordered:
+        try:
+            json.loads(call["function"]["arguments"])
+        except ValueError:
+            continue
+        whole.append(call)
+    return whole
 
 
 def _call_piece(piece: pb.ToolCallDelta) -> OutToolCallDelta:

@@ -12,11 +12,16 @@ class TokensDetails(TypedDict):
     cached_tokens: int
 
 
+class CompletionDetails(TypedDict):
+    reasoning_tokens: int
+
+
 class Usage(TypedDict):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
     prompt_tokens_details: TokensDetails
+    completion_tokens_details: CompletionDetails
 
 
 class CompletionLogprobs(TypedDict):
@@ -69,12 +74,18 @@ class OutToolCallDelta(TypedDict):
 class ChatMessageOut(TypedDict):
     role: Literal["assistant"]
     content: str | None
+    # The model's reasoning, apart from its answer: llama-server's and DeepSeek's name, and
+    # vLLM's current one, so a client of either reads it.
+    reasoning_content: NotRequired[str]
+    reasoning: NotRequired[str]
     tool_calls: NotRequired[list[OutToolCall]]
 
 
 class ChatDelta(TypedDict, total=False):
     role: Literal["assistant"]
-    content: str
+    content: str | None
+    reasoning_content: str
+    reasoning: str
     tool_calls: list[OutToolCallDelta]
 
 

@@ -107,7 +107,7 @@ class GenerationServing(Serving):
             _check_not_aborted(answer.finished)
             clock.finish(answer.finished)
             usages.add(index, answer.finished)
-        return JSONResponse(ctx.builder.whole(answers, sum(usages.prompt_tokens.values())))
+        return JSONResponse(ctx.builder.whole(answers, usages.total()))
 
 
 def _check_not_aborted(finished: pb.Finished) -> None:
@@ -148,7 +148,7 @@ async def _chunks(
         if message.HasField("delta"):
             clock.delta()
             delta = message.delta
-            if plain and delta.text and not delta.tool_calls:
+            if plain and delta.text and not (delta.tool_calls or delta.reasoning):
                 yield builder.text_event(index, delta.text)
             else:
                 yield sse_bytes(builder.chunk(index, delta, None))

@@ -47,6 +47,12 @@ class LoadRequest(RequestBody):
     )
     task: Literal["generate", "embed"] = Field("generate", description="embed: serve /v1/embeddings only")
     pooling: Literal["mean", "cls", "last"] | None = Field(None, description="with task embed (default mean)")
+    tool_parser: str | None = Field(
+        None, max_length=64, description="tool-call parser: auto (from the chat template), none, or a vLLM parser name"
+    )
+    reasoning_parser: str | None = Field(
+        None, max_length=64, description="reasoning parser: auto, none, or a vLLM parser name (e.g. qwen3)"
+    )
     # vLLM (the seed's three first, with its defaults applied by the engine)
     dtype: str | None = None
     gpu_memory_utilization: float | None = None
@@ -82,6 +88,8 @@ class LoadRequest(RequestBody):
             model_path=self.model_path,
             served_model_name=self.served_model_name or "",
             aliases=self.aliases,
+            tool_parser=self.tool_parser or "",
+            reasoning_parser=self.reasoning_parser or "",
         )
         if self.keep_alive_s is not None:
             request.keep_alive_s = self.keep_alive_s

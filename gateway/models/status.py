@@ -99,6 +99,8 @@ def model_json(model: control_pb2.ModelStatus, backend: str) -> dict[str, Any]:
         "last_used_at": _when(model.last_used_at),
         "keep_alive_s": model.keep_alive_s,
         "expires_at": _when(model.expires_at),
+        "tool_parser": model.tool_parser or None,
+        "reasoning_parser": model.reasoning_parser or None,
     }
 
 

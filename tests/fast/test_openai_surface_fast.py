@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.fast.conftest import LLAMA, fast_stack
+from tests.fast.test_stack_fast import sse_data
 
 CALLS = [{"name": "get_weather", "arguments": {"city": "Paris"}}]
 TOOLS = [
@@ -116,16 +117,27 @@ async def test_a_forced_tool_choice_answers_with_calls(fake_root: Path) -> None:
         assert answer.status_code == 400 and "nope" in answer.json()["error"]["message"]
 
 
-async def test_auto_tool_calls_are_parsed_out_of_the_text(fake_root: Path) -> None:
-    text = 'Let me check. <tool_call>{"name": "get_time", "arguments": {"tz": "CET"}}</tool_call>'
+async def test_reasoning_and_calls_an_engine_read_are_answered_apart(fake_root: Path) -> None:
+    """The in-memory engine parses as the real ones do (tests/fake_engine.py): the gateway
+    answers reasoning, text and calls in OpenAI's fields (and vLLM's), whole and streamed."""
+    text = '<think>Time?</think>Let me check. <tool_call>{"name": "get_time", "arguments": {"tz": "CET"}}</tool_call>'
     async with fast_stack(fake_root, kinds=(LLAMA,)) as stack, httpx.AsyncClient(base_url=stack.url) as client:
         whole = (await client.post("/v1/chat/completions", json=chat(text, tools=TOOLS))).json()
         message = whole["choices"][0]["message"]
+        assert message["reasoning_content"] == message["reasoning"] == "Time?"
         assert message["content"].strip() == "Let me check."
         assert [c["function"]["name"] for c in message["tool_calls"]] == ["get_time"]
         assert whole["choices"][0]["finish_reason"] == "tool_calls"
-        plain = (await client.post("/v1/chat/completions", json=chat(text))).json()
-        assert plain["choices"][0]["message"]["content"] == text  # no tools: text is text
+        assert whole["usage"]["completion_tokens_details"] == {"reasoning_tokens": 5}
+        streamed = await client.post("/v1/chat/completions", json={**chat(text, tools=TOOLS), "stream": True})
+        deltas = [json.loads(d)["choices"][0]["delta"] for d in sse_data(streamed.text)[:-1]]
+        assert "".join(d.get("reasoning_content", "") for d in deltas) == "Time?"
+        assert "".join(d.get("content") or "" for d in deltas).strip() == "Let me check."
+        assert [c["function"]["name"] for d in deltas for c in d.get("tool_calls", [])] == ["get_time"]
+        plain = (await client.post("/v1/chat/completions", json=chat(text, reasoning_effort="low"))).json()
+        assert plain["choices"][0]["message"]["content"].endswith("</tool_call>")  # no tools: text is text
+        hidden = (await client.post("/v1/chat/completions", json=chat(text, include_reasoning=False))).json()
+        assert "reasoning_content" not in hidden["choices"][0]["message"]
 
 
 async def test_embeddings_float_and_base64_and_their_refusals(fake_root: Path) -> None:
