@@ -4,6 +4,7 @@ error body ``{"error": {"message", "type", "param", "code"}}`` with the right HT
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,13 +69,12 @@ class ErrorBody(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": description}
     for status, description in (
-        (400, "a bad value (the field is named in param)"),
+        (400, "a malformed request or a bad value (the field is named in param)"),
         (401, "a missing or invalid API key"),
         (403, "not allowed: a path outside the model roots, or loading without an admin key"),
         (404, "no such model, path or route"),
         (409, "a conflict: no model loaded, or a load already running"),
         (413, "the request body is too large"),
-        (422, "a malformed request (wrong types, missing fields)"),
         (429, "too busy: every model busy, a queue full"),
         (503, "the engine is loading, down or unreachable"),
         (504, "the request's deadline passed"),
@@ -117,8 +117,42 @@ def from_rpc_error(exc: grpc.aio.AioRpcError) -> ApiError:
     return ApiError(status, exc.details() or exc.code().name, headers={"Retry-After": wait} if wait else None)
 
 
+# The engines name a field by its place in the contract; a client knows it by its place in the
+# JSON it sent. (prefix of the contract's path, what the client sent it as)
+CONTRACT_PATHS = (
+    ("chat.messages", "messages"),
+    ("chat.functions", "tools"),
+    ("chat.tools", "tools"),
+    ("chat.", ""),
+    ("response_format.json_schema.schema_json", "response_format.json_schema.schema"),
+    ("prompt_token_ids", "prompt"),
+    ("inputs", "input"),
+)
+FIELD_PATH = re.compile(r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*|\[\d+\])*")
+FIELD_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+NOT_FIELDS = frozenset({"the", "a", "an", "at", "model", "no", "this", "every", "only", "name", "one", "it", "llama"})
+TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
+
+
+def param_of(message: str) -> str | None:
+    """The field an engine's message names first (``temperature must be ...``,
+    ``chat.messages[1].role ...``), as the client's JSON path (``messages.1.role``)."""
+    found = FIELD_PATH.match(message)
+    if found is None or found.group() in NOT_FIELDS or found.end() == len(message):
+        return None
+    path = found.group()
+    for theirs, ours in CONTRACT_PATHS:
+        if path.startswith(theirs):
+            path = ours + path[len(theirs) :]
+            break
+    path = re.sub(r"\[(\d+)\]", r".\1", path).strip(".")
+    path = path.replace(".parameters_json", ".function.parameters")
+    return re.sub(r"^tools\.(\d+)\.name", r"tools.\1.function.name", path) or None
+
+
 def json_error(error: ApiError) -> JSONResponse:
-    body = error_body(error.status, error.message, error.param)
+    param = error.param if error.param is not None or error.status != 400 else param_of(error.message)
+    body = error_body(error.status, error.message, param)
     return JSONResponse(body, status_code=error.status, headers=error.headers)
 
 
@@ -136,9 +170,29 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
     location = [str(part) for part in first.get("loc", ()) if part != "body"]
-    param = ".".join(location) or None
+    param = _sent_path(exc.body, location)
     message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
-    return json_error(ApiError(422, message, param))
+    return json_error(ApiError(400, message, param))
+
+
+def _sent_path(body: Any, location: list[str]) -> str | None:
+    """The part of pydantic's error location that is a path in the JSON the client sent: it
+    adds names of union members (``literal['none','auto']``, ``NamedToolChoice``) that are not."""
+    node, path = body, []
+    for part in location:
+        if isinstance(node, dict):
+            if part not in node:  # a missing field is named; a union member's tag is not
+                if FIELD_NAME.fullmatch(part) and part not in TYPE_TAGS:
+                    path.append(part)
+                break
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            path.append(part)
+            node = node[int(part)]
+        else:
+            break
+    return ".".join(path) or None
 
 
 async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,5 +1,5 @@
 """What every request body shares, whatever its route: the base class that checks the raw JSON
-once, and the field types whose ranges are the contract's (so an out-of-range number is a 422,
+once, and the field types whose ranges are the contract's (so an out-of-range number is a 400,
 not a failed encode). Each endpoint family's ``protocol.py`` builds its bodies from these.
 
 OpenAI's field names and the seed's (``engine``, ``model_path``) are kept as they are. Value

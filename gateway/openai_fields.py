@@ -74,6 +74,7 @@ VENDOR_REFUSED = {
     "truncate_prompt_tokens": "prompts are never truncated; long ones get a 400",
     "typical_p": "typical sampling is not supported",
     "mirostat": "mirostat sampling is not supported",
+    "continue_final_message": "continuing the last assistant turn is not supported; use /v1/completions",
 }
 MAX_LOGGED = 256
 _logged: set[str] = set()

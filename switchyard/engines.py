@@ -13,6 +13,11 @@ ENGINE_NAMES: dict[common_pb2.Engine.ValueType, str] = {
 ENGINES_BY_NAME: dict[str, common_pb2.Engine.ValueType] = {name: kind for kind, name in ENGINE_NAMES.items()}
 
 
+# Which engine serves a request naming only a model that several engines serve (the router's
+# engine_order setting, services/router/settings.py, defaults to it).
+DEFAULT_ORDER: tuple[common_pb2.Engine.ValueType, ...] = (common_pb2.ENGINE_LLAMACPP, common_pb2.ENGINE_VLLM)
+
+
 def engine_name(kind: common_pb2.Engine.ValueType) -> str:
     """The engine's name; "any" for ENGINE_UNSPECIFIED."""
     return ENGINE_NAMES.get(kind, "any")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from switchyard.demo_model import make_demo_model
 from tests.helpers import REPORTS, ROOT
+from tests.openai_conformance import install as install_conformance_checks
 
 DEMO_NAME = "switchyard-demo"
 SECOND = "switchyard-demo-b"  # a second demo model: another seed, other weights
@@ -61,3 +63,12 @@ def two_model_root(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Pat
     for weights in broken.glob("*.safetensors"):
         weights.write_bytes(b"\x00" * 64)
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def openai_conformance() -> Iterator[None]:
+    """Every OpenAI answer any test reads is checked against the openai SDK's types
+    (tests/openai_conformance.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        install_conformance_checks(patch)
+        yield

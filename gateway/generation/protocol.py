@@ -3,7 +3,7 @@ requests (one per choice). Each route's own fields are in its family's ``protoco
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from gateway.errors import ApiError
 from gateway.fields import EngineName, Int32, Int64, OpenAIBody, TokenId, engine_kind, ranged
@@ -39,6 +39,12 @@ class GenerationFields(OpenAIBody):
     n: int = Field(1, ge=1, le=MAX_CHOICES, description=f"choices per prompt (at most {MAX_CHOICES})")
     stream: bool = False
     stream_options: StreamOptions | None = None
+
+    @model_validator(mode="after")
+    def _stream_options_with_stream(self) -> GenerationFields:
+        if self.stream_options is not None and not self.stream:
+            raise ApiError(400, "stream_options is only allowed with stream true", "stream_options")
+        return self
 
     @property
     def include_usage(self) -> bool:

@@ -1,8 +1,11 @@
 """``/v1/models``: what can be served, from the router's statuses (models in slots) and its
 listing of the model roots (models that load on demand).
 
-Each entry is OpenAI's model object plus ``engine``, ``state`` (loaded, loading, error or
-available), ``replicas`` and ``aliases``; an alias has an entry of its own naming the model it
+Each id is listed once, as OpenAI lists a model: its object plus ``engines`` (each engine
+that serves it, with its ``state``: loaded, loading, error or available, ``replicas`` and
+``aliases``), and, for the engine that serves a request naming only this id by the default
+engine order (the best state first, then llama.cpp before vLLM), its ``engine``, ``state``,
+``replicas`` and ``aliases`` at the top. An alias has an entry of its own naming the model it
 stands for in ``alias_of``, so any client picking from the list can use it.
 """
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from switchyard.engines import ENGINE_NAMES
+from switchyard.engines import DEFAULT_ORDER, ENGINE_NAMES, ENGINES_BY_NAME
 from switchyard.v1 import control_pb2
 
 STATE_NAMES = {
@@ -64,4 +67,16 @@ def model_list(
         engine = ENGINE_NAMES.get(item.engine)
         if engine is not None and (item.name, engine) not in entries:
             entries[(item.name, engine)] = _entry(item.name, engine, "available", now)
-    return sorted(entries.values(), key=lambda e: (STATE_ORDER.index(e["state"]), e["engine"], e["id"]))
+    return _one_per_id(list(entries.values()))
+
+
+def _one_per_id(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        by_id.setdefault(entry["id"], []).append(entry)
+    listed = []
+    for found in by_id.values():
+        found.sort(key=lambda e: (STATE_ORDER.index(e["state"]), DEFAULT_ORDER.index(ENGINES_BY_NAME[e["engine"]])))
+        engines = [{k: e[k] for k in ("engine", "state", "replicas", "aliases")} for e in found]
+        listed.append({**found[0], "engines": engines})
+    return sorted(listed, key=lambda e: (STATE_ORDER.index(e["state"]), e["engine"], e["id"]))

@@ -18,6 +18,7 @@ from gateway.models.protocol import LoadRequest, PullRequest, UnloadRequest
 from gateway.models.status import pull_json, seed_status
 from gateway.streaming import Calls, sse_bytes, sse_response
 from switchyard.engines import ENGINE_NAMES
+from switchyard.hub_names import HF_PREFIX, canonical
 from switchyard.v1 import control_pb2
 
 
@@ -48,11 +49,12 @@ class ModelServing(Serving):
         async for event in load:
             last = event
             replicas.add(event.status.backend)
+        loaded = _the_loaded(last.status, body) if last else None
         return {
             "status": "success",
             "engine": body.engine,
-            "model": last.status.model if last else None,
-            "model_path": last.status.model_path if last else body.model_path,
+            "model": loaded.name if loaded else None,
+            "model_path": loaded.model_path if loaded else body.model_path,
             "replicas": sorted(replicas),
         }
 
@@ -99,3 +101,17 @@ class ModelServing(Serving):
 async def _progress_events(calls: Calls[control_pb2.PullModelResponse]) -> AsyncIterator[bytes]:
     async for message in calls.messages(0):
         yield sse_bytes(pull_json(message.progress))
+
+
+def _the_loaded(status: control_pb2.EngineStatus, body: LoadRequest) -> control_pb2.ModelStatus | None:
+    """The model a load loaded, out of everything its engine holds: by the name asked for, or
+    by its path (the status's ``model`` is the most recent request's model, maybe another)."""
+    wanted = body.served_model_name or canonical(body.model_path)
+    path = body.model_path.removeprefix(HF_PREFIX)
+    for model in status.models:
+        if model.name == wanted or wanted in model.aliases:
+            return model
+    for model in status.models:
+        if model.model_path == path or model.model_path.endswith("/" + path):
+            return model
+    return status.models[0] if status.models else None

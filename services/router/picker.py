@@ -15,15 +15,12 @@ import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from switchyard.engines import engine_name
+from switchyard.engines import DEFAULT_ORDER, engine_name
 from switchyard.errors import FailedPrecondition, NotFound, Unavailable
 from switchyard.model_status import model_in
 from switchyard.v1 import common_pb2, control_pb2
 
 LOADED, LOADING, ERROR = control_pb2.MODEL_STATE_LOADED, control_pb2.MODEL_STATE_LOADING, control_pb2.MODEL_STATE_ERROR
-
-
-DEFAULT_ORDER = (common_pb2.ENGINE_LLAMACPP, common_pb2.ENGINE_VLLM)
 
 
 @dataclass(frozen=True)

@@ -122,19 +122,36 @@ def calls_schema(plan: ToolPlan) -> dict[str, Any]:
     array of calls ({name, arguments}) of the functions."""
     if plan.mode == "named":
         return next(f.parameters for f in plan.functions if f.name == plan.named)
+    defs = {f"fn_{f.name}": _rebased(f.parameters, f"#/$defs/fn_{f.name}") for f in plan.functions}
     calls = [
         {
             "type": "object",
-            "properties": {"name": {"const": f.name}, "arguments": f.parameters},
+            "properties": {"name": {"const": f.name}, "arguments": {"$ref": f"#/$defs/fn_{f.name}"}},
             "required": ["name", "arguments"],
             "additionalProperties": False,
         }
         for f in plan.functions
     ]
-    array: dict[str, Any] = {"type": "array", "items": {"anyOf": calls}, "minItems": 1}
+    array: dict[str, Any] = {"type": "array", "items": {"anyOf": calls}, "minItems": 1, "$defs": defs}
     if not plan.parallel:
         array["maxItems"] = 1
     return array
+
+
+def _rebased(schema: Any, base: str) -> Any:
+    """A function's parameters moved under ``base`` of the calls' schema: its local ``$ref``s
+    (to its own ``$defs``, or to itself) are rewritten to point there, so tools whose
+    parameters use ``$defs`` work with tool_choice required as they do with a named one."""
+    if isinstance(schema, list):
+        return [_rebased(item, base) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _rebased(value, base) for key, value in schema.items() if key not in ("enum", "const")}
+    out.update({key: schema[key] for key in ("enum", "const") if key in schema})  # values, not schemas
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and (ref == "#" or ref.startswith("#/")):
+        out["$ref"] = base + ref[1:]
+    return out
 
 
 def constraint_from_proto(request: pb.GenerateRequest, plan: ToolPlan | None) -> Constraint | None:

@@ -12,24 +12,24 @@ from tests.e2e.conftest import SERVED, Stack
 LLAMA = SERVED["llamacpp"]
 CASES: list[tuple[str, str, Any, int, str]] = [
     # (id, path, JSON body, status, words in the message)
-    ("missing-prompt", "/v1/completions", {"engine": "llamacpp"}, 422, "prompt"),
-    ("prompt-wrong-type", "/v1/completions", {"prompt": {"a": 1}, "engine": "llamacpp"}, 422, "prompt"),
-    ("unknown-engine", "/v1/completions", {"prompt": "hi", "engine": "tgi"}, 422, "engine"),
+    ("missing-prompt", "/v1/completions", {"engine": "llamacpp"}, 400, "prompt"),
+    ("prompt-wrong-type", "/v1/completions", {"prompt": {"a": 1}, "engine": "llamacpp"}, 400, "prompt"),
+    ("unknown-engine", "/v1/completions", {"prompt": "hi", "engine": "tgi"}, 400, "engine"),
     ("negative-max-tokens", "/v1/completions", {"prompt": "hi", "model": LLAMA, "max_tokens": -1}, 400, "max_tokens"),
     ("huge-max-tokens", "/v1/completions", {"prompt": "hi", "model": LLAMA, "max_tokens": 10**7}, 400, "context"),
     (
         "max-tokens-overflow",
         "/v1/completions",
         {"prompt": "hi", "model": LLAMA, "max_tokens": 2**40},
-        422,
+        400,
         "max_tokens",
     ),
     ("temperature-high", "/v1/completions", {"prompt": "hi", "model": LLAMA, "temperature": 9}, 400, "temperature"),
     ("top-p-zero", "/v1/completions", {"prompt": "hi", "model": LLAMA, "top_p": 0}, 400, "top_p"),
     ("empty-prompt", "/v1/completions", {"prompt": "", "model": LLAMA}, 400, "prompt is empty"),
-    ("negative-token-id", "/v1/completions", {"prompt": [1, -5], "model": LLAMA}, 422, "prompt"),
+    ("negative-token-id", "/v1/completions", {"prompt": [1, -5], "model": LLAMA}, 400, "prompt"),
     ("token-out-of-vocab", "/v1/completions", {"prompt": [10**6], "model": LLAMA}, 400, "vocabulary"),
-    ("n-too-many", "/v1/completions", {"prompt": "hi", "model": LLAMA, "n": 17}, 422, "n"),
+    ("n-too-many", "/v1/completions", {"prompt": "hi", "model": LLAMA, "n": 17}, 400, "n"),
     ("best-of-more-than-n", "/v1/completions", {"prompt": "hi", "model": LLAMA, "best_of": 3}, 400, "best_of"),
     ("suffix", "/v1/completions", {"prompt": "hi", "model": LLAMA, "suffix": "x"}, 400, "suffix"),
     (
@@ -59,7 +59,7 @@ CASES: list[tuple[str, str, Any, int, str]] = [
             "model": LLAMA,
             "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": []}},
         },
-        422,
+        400,
         "schema",
     ),
     (
@@ -89,7 +89,7 @@ CASES: list[tuple[str, str, Any, int, str]] = [
         400,
         "role",
     ),
-    ("messages-not-list", "/v1/chat/completions", {"messages": "hi", "model": LLAMA}, 422, "messages"),
+    ("messages-not-list", "/v1/chat/completions", {"messages": "hi", "model": LLAMA}, 400, "messages"),
     ("load-outside-roots", "/v1/models/load", {"model_path": "/etc/passwd", "engine": "llamacpp"}, 403, "outside"),
     ("load-dotdot", "/v1/models/load", {"model_path": "../outside/secret.gguf", "engine": "llamacpp"}, 403, "outside"),
     ("load-missing", "/v1/models/load", {"model_path": "missing.gguf", "engine": "llamacpp"}, 404, "not found"),
@@ -103,9 +103,9 @@ CASES: list[tuple[str, str, Any, int, str]] = [
     ),
     ("load-long-path", "/v1/models/load", {"model_path": "x" * 75_000, "engine": "llamacpp"}, 400, "longer than 4096"),
     ("load-long-component", "/v1/models/load", {"model_path": "x" * 300, "engine": "vllm"}, 400, "component"),
-    ("load-no-engine", "/v1/models/load", {"model_path": "switchyard-demo.gguf"}, 422, "engine"),
-    ("load-unknown-field", "/v1/models/load", {"model_path": "a", "engine": "vllm", "trust": 1}, 422, "trust"),
-    ("unload-bad-engine", "/v1/models/unload", {"engine": "nope"}, 422, "engine"),
+    ("load-no-engine", "/v1/models/load", {"model_path": "switchyard-demo.gguf"}, 400, "engine"),
+    ("load-unknown-field", "/v1/models/load", {"model_path": "a", "engine": "vllm", "trust": 1}, 400, "trust"),
+    ("unload-bad-engine", "/v1/models/unload", {"engine": "nope"}, 400, "engine"),
     ("tokenize-empty", "/tokenize", {"model": LLAMA}, 400, "no input"),
     ("detokenize-bad-id", "/detokenize", {"model": LLAMA, "tokens": [10**6]}, 400, "vocabulary"),
 ]
@@ -125,7 +125,7 @@ def test_malformed_json_is_a_4xx(stack: Stack) -> None:
     answer = httpx.post(
         f"{stack.url}/v1/completions", content=b"{not json", headers={"content-type": "application/json"}
     )
-    assert answer.status_code == 422 and "error" in answer.json()
+    assert answer.status_code == 400 and "error" in answer.json()
 
 
 def test_unknown_route_is_404_in_the_error_format(stack: Stack) -> None:

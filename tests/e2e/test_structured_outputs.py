@@ -246,3 +246,34 @@ def test_langchain_legacy_completions(stack: Stack, engine: str) -> None:
     assert llm.invoke("日本語")
     answers = llm.batch(["a", "b", "c"])  # sent as one request with three prompts
     assert len(answers) == 3 and all(answers)
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+@pytest.mark.parametrize("choice", ["required", "named"])
+def test_tools_with_defs_and_refs_are_called_under_any_forced_choice(stack: Stack, engine: str, choice: str) -> None:
+    """Parameters using $defs/$ref (what pydantic makes of nested models) compile for required
+    as for a named function, on both engines."""
+    parameters = {
+        "type": "object",
+        "properties": {"unit": {"$ref": "#/$defs/Unit"}, "city": {"type": "string", "maxLength": 12}},
+        "required": ["unit", "city"],
+        "$defs": {"Unit": {"type": "string", "enum": ["C", "F"]}},
+    }
+    tools: Any = [{"type": "function", "function": {"name": "forecast", "parameters": parameters}}, TOOLS[1]]
+    tool_choice: Any = "required" if choice == "required" else {"type": "function", "function": {"name": "forecast"}}
+    for seed in SEEDS[:3]:
+        answer = client(stack).chat.completions.create(
+            model=SERVED[engine],
+            messages=ASK,
+            tools=tools,
+            tool_choice=tool_choice,
+            max_tokens=200,
+            seed=seed,
+            parallel_tool_calls=False,
+        )
+        calls = answer.choices[0].message.tool_calls or []
+        assert calls and answer.choices[0].finish_reason == "tool_calls", answer
+        for call in calls:
+            assert call.type == "function"
+            if call.function.name == "forecast":
+                jsonschema.validate(json.loads(call.function.arguments), parameters)

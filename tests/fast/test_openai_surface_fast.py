@@ -92,7 +92,7 @@ async def test_several_prompts_and_choices_come_back_in_order(fake_root: Path) -
                 texts[choice["index"]] = texts.get(choice["index"], "") + choice["text"]
         assert texts == {0: "abab", 1: "abab", 2: "cdecde", 3: "cdecde"}
         too_many = await client.post("/v1/completions", json={**body, "n": 17})
-        assert too_many.status_code == 422 and too_many.json()["error"]["param"] == "n"
+        assert too_many.status_code == 400 and too_many.json()["error"]["param"] == "n"
 
 
 async def test_a_forced_tool_choice_answers_with_calls(fake_root: Path) -> None:

@@ -99,7 +99,7 @@ HTTP_CASES: list[tuple[str, str, str, int, str]] = [
         "negative-keep-alive",
         "/v1/models/load",
         json.dumps({"model_path": "x", "engine": "vllm", "keep_alive_s": -1}),
-        422,
+        400,
         "keep_alive",
     ),
     ("unload-unknown-model", "/v1/models/unload", json.dumps({"model": "never-loaded"}), 404, "never-loaded"),
@@ -144,8 +144,8 @@ def test_http_protocol_abuse(fault_stack: Stack) -> None:
     assert httpx.post(f"{url}/v1/completions", content=chunks, timeout=60).status_code == 413
     wrong_method = httpx.put(f"{url}/v1/completions", timeout=10)
     assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["allow"]
-    assert httpx.post(f"{url}/v1/completions", content=b"{", timeout=10).status_code == 422
-    assert httpx.post(f"{url}/v1/completions", content=b"\xff\xfe", timeout=10).status_code == 422
+    assert httpx.post(f"{url}/v1/completions", content=b"{", timeout=10).status_code == 400
+    assert httpx.post(f"{url}/v1/completions", content=b"\xff\xfe", timeout=10).status_code == 400
     assert httpx.get(f"{url}/v1/models", timeout=30).status_code == 200  # the loop did not break the listing
     smallest = {"prompt": "x", "top_p": 1e-6, "max_tokens": 2, **LLAMA_BODY}
     assert httpx.post(f"{url}/v1/completions", json=smallest, timeout=60).status_code == 200

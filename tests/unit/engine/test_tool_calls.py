@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from switchyard.engine.structured import Function, ToolPlan
 from switchyard.engine.tool_calls import CallShaper, forced
 from switchyard.v1 import inference_pb2 as pb
@@ -64,3 +66,23 @@ def test_only_forced_choices_are_shaped_here() -> None:
     assert forced(ToolPlan("required", (WEATHER,))) and forced(ToolPlan("named", (WEATHER,), "get_weather"))
     assert not forced(ToolPlan("auto", (WEATHER,))) and not forced(ToolPlan("none", (WEATHER,)))
     assert not forced(None)
+
+
+def test_the_required_schema_keeps_each_functions_defs() -> None:
+    """Parameters with $defs/$ref compile under required (they did only with a named choice)."""
+    import jsonschema
+
+    from switchyard.engine.structured import calls_schema
+
+    parameters = {
+        "type": "object",
+        "properties": {"opt": {"$ref": "#/$defs/Opt"}, "next": {"anyOf": [{"$ref": "#"}, {"type": "null"}]}},
+        "required": ["opt"],
+        "$defs": {"Opt": {"type": "string", "enum": ["a", "b"]}},
+    }
+    plan = ToolPlan("required", (Function("pick", "", parameters, False), TIME))
+    schema = calls_schema(plan)
+    good = [{"name": "pick", "arguments": {"opt": "a", "next": {"opt": "b", "next": None}}}]
+    jsonschema.validate(good, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate([{"name": "pick", "arguments": {"opt": "c"}}], schema)

@@ -99,5 +99,5 @@ def test_a_chunked_body_over_the_limit_is_413() -> None:
 def test_the_openapi_schema_lists_the_error_answers(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     answers = spec["paths"]["/v1/chat/completions"]["post"]["responses"]
-    assert {"200", "400", "401", "404", "409", "413", "422", "429", "503"} <= set(answers)
+    assert {"200", "400", "401", "404", "409", "413", "429", "503"} <= set(answers)
     assert "ErrorBody" in answers["400"]["content"]["application/json"]["schema"]["$ref"]

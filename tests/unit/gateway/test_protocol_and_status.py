@@ -97,11 +97,29 @@ def test_catalogue_merges_replicas_aliases_and_available_models() -> None:
         control_pb2.ModelEntry(name="m", engine=common_pb2.ENGINE_LLAMACPP),
         control_pb2.ModelEntry(name="other", engine=common_pb2.ENGINE_VLLM),
     ]
-    entries = {(e["id"], e["engine"]): e for e in model_list(statuses, available)}
+    listed = model_list(statuses, available)
+    entries = {(e["id"], e["engine"]): e for e in listed}
     assert set(entries) == {("m", "llamacpp"), ("gpt", "llamacpp"), ("other", "vllm")}
     assert entries[("m", "llamacpp")]["state"] == "loaded" and entries[("m", "llamacpp")]["replicas"] == 2
     assert entries[("gpt", "llamacpp")]["alias_of"] == "m"
     assert entries[("other", "vllm")]["state"] == "available"
+
+
+def test_an_id_both_engines_serve_is_listed_once() -> None:
+    from gateway.models.catalogue import model_list
+
+    demo = control_pb2.ModelStatus(name="demo", state=control_pb2.MODEL_STATE_LOADED)
+    statuses = [
+        status(common_pb2.ENGINE_VLLM, control_pb2.MODEL_STATE_LOADED, "demo", "v", models=[demo]),
+        status(common_pb2.ENGINE_LLAMACPP, control_pb2.MODEL_STATE_LOADED, "demo", "l", models=[demo]),
+    ]
+    [entry] = model_list(statuses, [control_pb2.ModelEntry(name="demo", engine=common_pb2.ENGINE_VLLM)])
+    assert entry["id"] == "demo" and entry["engine"] == "llamacpp"  # the default order's first
+    assert [e["engine"] for e in entry["engines"]] == ["llamacpp", "vllm"]
+    [loaded_on_vllm] = model_list(
+        statuses[:1], [control_pb2.ModelEntry(name="demo", engine=common_pb2.ENGINE_LLAMACPP)]
+    )
+    assert loaded_on_vllm["engine"] == "vllm"  # the best state first
 
 
 def test_seed_status_lists_every_model_of_every_replica() -> None:
