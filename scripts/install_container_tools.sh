@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The container tier's tools (tests/containers), installed with apt when missing: podman, runc
 # (crun fails on this machine kind), netavark and aardvark-dns (compose services find each
-# other by name) and mmdebstrap (a local Debian base image, since no registry is reachable).
+# other by name), iptables (netavark sets up container networks with it) and mmdebstrap (a local Debian base image, since no registry is reachable).
 # Without apt this says so and leaves the tier to skip itself.
 set -euo pipefail
 
 missing=()
-for tool in podman runc mmdebstrap; do
+for tool in podman runc mmdebstrap iptables; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
 [ -x /usr/lib/podman/netavark ] || missing+=(netavark)

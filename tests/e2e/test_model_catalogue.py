@@ -44,7 +44,7 @@ def listed(stack: Stack) -> dict[tuple[str, str], dict[str, object]]:
     """(id, engine) -> that engine's part of the id's one entry."""
     data = httpx.get(f"{stack.url}/v1/models", timeout=30).json()["data"]
     assert len({entry["id"] for entry in data}) == len(data)  # each id once
-    return {(entry["id"], each["engine"]): each for entry in data for each in entry["engines"]}
+    return {(entry["id"], each["engine"]): {**entry, **each} for entry in data for each in entry["engines"]}
 
 
 def test_the_catalogue_lists_what_the_roots_hold_as_available(catalogue_stack: Stack) -> None:
