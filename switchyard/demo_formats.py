@@ -205,6 +205,10 @@ class ChatFormat:
     template: str
     quiet_markers: bool = True
     o200k: bool = False  # the o200k_harmony vocabulary instead of the small trained one
+    # Greedy steps the weights make by construction (token text -> the token after it), so that
+    # a plain greedy request gives the engines' parsers a real answer in the format to read;
+    # each text must be one token (the longer ones are markers).
+    script: tuple[tuple[str, str], ...] = ()
 
     @property
     def named_specials(self) -> list[str]:
@@ -212,10 +216,35 @@ class ChatFormat:
         return [t for t in self.control if t not in (self.bos, self.eos)]
 
 
+# What the scripted variants answer, each one token: a thought, an answer, a call.
+THOUGHT = "The user asks for the weather."
+ANSWER = "Let me check."
+CALL = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
 QWEN3 = ChatFormat(
     key="qwen3",
     control=("<|endoftext|>", "<|im_start|>", "<|im_end|>"),
-    markers=("<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>"),
+    markers=(
+        "<think>",
+        "</think>",
+        "<tool_call>",
+        "</tool_call>",
+        "<tool_response>",
+        "</tool_response>",
+        THOUGHT,
+        ANSWER,
+        CALL,
+    ),
+    # after the generation prompt ("...assistant\n"): think, answer, call get_weather, end the turn
+    script=(
+        ("\n", "<think>"),
+        ("<think>", THOUGHT),
+        (THOUGHT, "</think>"),
+        ("</think>", ANSWER),
+        (ANSWER, "<tool_call>"),
+        ("<tool_call>", CALL),
+        (CALL, "</tool_call>"),
+        ("</tool_call>", "<|im_end|>"),
+    ),
     bos="<|endoftext|>",
     add_bos=False,
     eos="<|im_end|>",
@@ -248,7 +277,8 @@ MISTRAL_TOKENS = (
 MISTRAL = ChatFormat(
     key="mistral",
     control=MISTRAL_TOKENS,
-    markers=(),
+    markers=(ANSWER, f"[{CALL}]"),
+    script=(("[/INST]", ANSWER), (ANSWER, "[TOOL_CALLS]"), ("[TOOL_CALLS]", f"[{CALL}]"), (f"[{CALL}]", "</s>")),
     bos="<s>",
     add_bos=True,
     eos="</s>",

@@ -40,6 +40,7 @@ from switchyard.demo_formats import (
 
 NAME = "switchyard-demo"
 FORMAT_VERSION = 2  # bump when the output changes for the same seed, so old copies are redone
+SCRIPT_VERSION = 1  # the same for a scripted variant's steps (demo_formats.ChatFormat.script)
 MARKER = "switchyard_demo.json"
 CORPUS = """\
 A switchyard is a place where railway cars are sorted onto the right tracks. Trains arrive
@@ -143,8 +144,55 @@ def quiet_ids(fmt: ChatFormat, tok: Tokenizer) -> list[int]:
     return sorted(_id(tok, t) for t in quiet)
 
 
+def script_ids(fmt: ChatFormat, tok: Tokenizer) -> list[tuple[int, int]]:
+    """The variant's scripted steps as token ids; each text must be exactly one token."""
+    steps = []
+    for source, target in fmt.script:
+        ids = [tok.encode(text, add_special_tokens=False).ids for text in (source, target)]
+        if any(len(each) != 1 for each in ids):
+            raise ValueError(f"scripted step {source!r} -> {target!r} is not one token to one token: {ids}")
+        steps.append((ids[0][0], ids[1][0]))
+    return steps
+
+
+SCRIPT_SIGNAL = 1000.0  # a scripted source's embedding, along its own reserved dimension
+SCRIPT_GAIN = 10.0  # its target's output row along it: a logit near 100, far above any other
+
+
+def _script(w: dict[str, np.ndarray], cfg: DemoConfig, steps: list[tuple[int, int]]) -> None:
+    """Make each scripted source token's next greedy token its target, whatever came before.
+
+    The last ``len(steps)`` hidden dimensions are reserved, one per step: no token's embedding
+    and no layer's output (attention o_proj, MLP down_proj) write them, and no output row reads
+    them, except that a source's embedding is a large signal along its own dimension and its
+    target's output row reads only that dimension. At a source position the residual stream is
+    then almost that signal (the layers add a few units to 1000), so after the final norm the
+    target's logit is about 10 x 11 while every other logit stays near 0; elsewhere the reserved
+    dimensions are zero, so targets keep a logit of 0 (quiet) and the model is as random as ever.
+    """
+    h = cfg.hidden_size
+    reserved = list(range(h - len(steps), h))
+    embed = w["model.embed_tokens.weight"]
+    embed[:, reserved] = 0.0
+    for i in range(cfg.num_layers):
+        p = f"model.layers.{i}."
+        w[p + "self_attn.o_proj.weight"][reserved, :] = 0.0
+        w[p + "mlp.down_proj.weight"][reserved, :] = 0.0
+    head = w["lm_head.weight"]
+    head[:, reserved] = 0.0
+    for dim, (source, target) in zip(reserved, steps, strict=True):
+        embed[source] = 0.0
+        embed[source, dim] = SCRIPT_SIGNAL
+        head[target] = 0.0
+        head[target, dim] = SCRIPT_GAIN
+
+
 def init_weights(
-    cfg: DemoConfig, seed: int, quiet: list[int] | None = None, tied: bool = False
+    cfg: DemoConfig,
+    seed: int,
+    quiet: list[int] | None = None,
+    tied: bool = False,
+    script: list[tuple[int, int]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Seeded float32 weights under HF Llama names, scaled so greedy top-1 wins clearly.
 
@@ -180,6 +228,8 @@ def init_weights(
     lm_head = normal(1.0, v, h)
     lm_head[quiet] = 0.0
     w["lm_head.weight"] = lm_head
+    if script:
+        _script(w, cfg, script)
     return w
 
 
@@ -334,13 +384,18 @@ def make_demo_model(
     name = default_name(variant) if name is None else name
     folder, gguf_path = out / name, out / f"{name}.gguf"
     # The base marker has no "variant" key (its bytes predate variants); .get() reads it as None.
-    want: dict[str, Any] = {"seed": seed, "format": FORMAT_VERSION, "variant": None if variant == BASE else variant}
+    want: dict[str, Any] = {
+        "seed": seed,
+        "format": FORMAT_VERSION,
+        "variant": None if variant == BASE else variant,
+        "script": SCRIPT_VERSION if fmt.script else None,
+    }
     if not force and _is_current(folder, gguf_path, want):
         return folder, gguf_path
     out.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer(variant)
     cfg = demo_config(fmt, tok.get_vocab_size())
-    weights = init_weights(cfg, seed, quiet_ids(fmt, tok), tied=fmt.o200k)
+    weights = init_weights(cfg, seed, quiet_ids(fmt, tok), tied=fmt.o200k, script=script_ids(fmt, tok))
     marker = {k: v for k, v in want.items() if v is not None}
     with tempfile.TemporaryDirectory(dir=out, prefix=f".{name}-") as tmp:
         write_hf(Path(tmp) / name, cfg, tok, weights, fmt)

@@ -155,7 +155,13 @@ def test_special_tokens_and_markers_are_never_chosen_unsteered(
     tok = Tokenizer.from_file(str(made[variant][0] / "tokenizer.json"))
     lm_head = load_file(str(made[variant][0] / "model.safetensors"))["lm_head.weight"]
     quiet = [dm._id(tok, t) for t in (*fmt.control, *fmt.markers)]
-    assert not lm_head[quiet].any() and np.abs(lm_head).sum(1).astype(bool).sum() == lm_head.shape[0] - len(quiet)
+    free = lm_head.shape[1] - len(fmt.script)  # the last dimensions carry the script's steps alone
+    assert (
+        not lm_head[quiet, :free].any() and not lm_head[:, free:][[i not in quiet for i in range(len(lm_head))]].any()
+    )
+    assert np.abs(lm_head[:, :free]).sum(1).astype(bool).sum() == lm_head.shape[0] - len(quiet)
+    scripted = {dm._id(tok, target) for _, target in fmt.script}
+    assert {i for i in quiet if lm_head[i].any()} == scripted  # a scripted target is read only off its source
 
 
 def gguf_meta(path: Path) -> dict[str, Any]:
