@@ -16,6 +16,8 @@ from typing import Any
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
 
+from switchyard.token_bytes import byte_to_unicode
+
 VOCAB_SIZE = 201088  # gpt-oss's embedding rows: ids 0..199997 are BPE tokens, the rest special
 # o200k's pre-tokenizer split (tiktoken's pattern; llama.cpp's "gpt-4o" implements it).
 PATTERN = "|".join(
@@ -29,15 +31,6 @@ PATTERN = "|".join(
         r"\s+",
     ]
 )
-
-
-def _byte_to_unicode() -> dict[int, str]:
-    """GPT-2's printable stand-in for each byte, the alphabet of byte-level BPE vocabularies."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    others = [b for b in range(256) if b not in printable]
-    return {
-        b: chr(c) for b, c in zip(printable + others, printable + [256 + i for i in range(len(others))], strict=True)
-    }
 
 
 def harmony_encoding() -> Any:
@@ -79,7 +72,7 @@ def build_o200k_tokenizer() -> Tokenizer:
     ranks = {piece: i for i, piece in enumerate(pieces[:first_special])}
     if len(ranks) != first_special:
         raise RuntimeError("o200k_harmony has duplicate tokens")
-    to_text = _byte_to_unicode()
+    to_text = byte_to_unicode()
 
     def text(piece: bytes) -> str:
         return "".join(to_text[b] for b in piece)

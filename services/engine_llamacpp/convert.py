@@ -177,6 +177,14 @@ def sampling_fields(params: GenerationParams) -> dict[str, Any]:
     return body
 
 
+def _bytes(entry: dict[str, Any]) -> bytes:
+    """A probability entry's token bytes (llama-server lists them as numbers)."""
+    raw = entry.get("bytes")
+    if isinstance(raw, list) and all(isinstance(b, int) and 0 <= b < 256 for b in raw):
+        return bytes(raw)
+    return str(entry.get("token", "")).encode()
+
+
 def _logprob(value: Any) -> float:
     return max(float(value), MIN_LOGPROB)
 
@@ -187,9 +195,13 @@ def logprobs_from_chunk(entries: list[dict[str, Any]], top_n: int) -> list[infer
             token_id=entry["id"],
             token=entry.get("token", ""),
             logprob=_logprob(entry.get("logprob", MIN_LOGPROB)),
+            token_bytes=_bytes(entry),
             top_logprobs=[
                 inference_pb2.TopLogprob(
-                    token_id=top["id"], token=top.get("token", ""), logprob=_logprob(top["logprob"])
+                    token_id=top["id"],
+                    token=top.get("token", ""),
+                    logprob=_logprob(top["logprob"]),
+                    token_bytes=_bytes(top),
                 )
                 for top in entry.get("top_logprobs", [])[:top_n]
             ],

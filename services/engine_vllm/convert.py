@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -175,9 +175,13 @@ def sampling_params(params: GenerationParams, prompt_len: int, max_model_len: in
 
 
 def logprobs_to_proto(
-    token_ids: Iterable[int], positions: Iterable[Mapping[int, Any] | None], top_n: int
+    token_ids: Iterable[int],
+    positions: Iterable[Mapping[int, Any] | None],
+    top_n: int,
+    token_bytes: Callable[[int], bytes] = lambda token_id: b"",
 ) -> list[inference_pb2.TokenLogprob]:
-    """One TokenLogprob per generated token from vLLM's per-position {token_id: Logprob}."""
+    """One TokenLogprob per generated token from vLLM's per-position {token_id: Logprob}, each
+    with its bytes (vLLM decodes a token that is part of a character as empty)."""
     entries = []
     for token_id, position in zip(token_ids, positions, strict=False):
         if position is None:
@@ -192,9 +196,13 @@ def logprobs_to_proto(
                 token_id=token_id,
                 token=(chosen.decoded_token or "") if chosen else "",
                 logprob=max(float(chosen.logprob), MIN_LOGPROB) if chosen else MIN_LOGPROB,
+                token_bytes=token_bytes(token_id),
                 top_logprobs=[
                     inference_pb2.TopLogprob(
-                        token_id=tid, token=lp.decoded_token or "", logprob=max(float(lp.logprob), MIN_LOGPROB)
+                        token_id=tid,
+                        token=lp.decoded_token or "",
+                        logprob=max(float(lp.logprob), MIN_LOGPROB),
+                        token_bytes=token_bytes(tid),
                     )
                     for tid, lp in ranked
                 ],

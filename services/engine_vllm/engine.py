@@ -36,6 +36,7 @@ from switchyard.engine.tool_calls import forced
 from switchyard.errors import FailedPrecondition, InvalidArgument, Unavailable
 from switchyard.runtime import tracing
 from switchyard.runtime.reaper import Reaper
+from switchyard.token_bytes import bytes_of_tokens
 from switchyard.v1 import common_pb2, control_pb2, inference_pb2
 
 logger = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ class VllmModel:
         self._grammar: GrammarCheck | None = None
         self.load_request = control_pb2.LoadModelRequest()  # its parser names
         self._parsing: parsing.ChatParsing | None = None
+        self._token_bytes: Callable[[int], bytes] = lambda token_id: b""
 
     def processes(self) -> list[psutil.Process]:
         return [p for p in self._processes if p.is_running()]
@@ -207,6 +209,8 @@ class VllmModel:
         tokenizer = self.engine.get_tokenizer()
         if not self.embeds:
             self._parsing = parsing.ChatParsing.for_model(tokenizer, self.engine.model_config, self.load_request)
+        decoder = getattr(getattr(tokenizer, "backend_tokenizer", None), "decoder", None)
+        self._token_bytes = bytes_of_tokens(tokenizer.convert_ids_to_tokens, type(decoder).__name__ == "ByteLevel")
         self._info = ModelInfo(
             vocab_size=len(tokenizer),
             max_model_len=int(self.engine.model_config.max_model_len),
@@ -333,7 +337,9 @@ class VllmModel:
                 if params.return_token_ids:
                     delta.token_ids.extend(new_ids)
                 if params.logprobs is not None and completion.logprobs is not None:
-                    delta.logprobs.extend(convert.logprobs_to_proto(new_ids, completion.logprobs, params.logprobs))
+                    delta.logprobs.extend(
+                        convert.logprobs_to_proto(new_ids, completion.logprobs, params.logprobs, self._token_bytes)
+                    )
                 if delta.text or delta.reasoning or delta.tool_calls or delta.token_ids or delta.logprobs:
                     yield inference_pb2.GenerateResponse(delta=delta)
                 if completion.finish_reason is not None:
