@@ -1,4 +1,5 @@
-"""Optional API keys: ``Authorization: Bearer KEY``. With keys configured every API route
+"""Optional API keys: ``Authorization: Bearer KEY``, or ``x-api-key: KEY`` as Anthropic's clients
+send it (on every route). With keys configured every API route
 needs one, and loading or unloading models needs an admin key; so do ``/metrics`` and the API
 docs, unless ``open_metrics_and_docs`` (probes, ``/health`` and ``/ready``, never do).
 
@@ -9,6 +10,7 @@ unless ``users_load_on_demand`` grants users that power."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 from fastapi import Request
@@ -17,9 +19,12 @@ from gateway.errors import ApiError
 from gateway.settings import GatewaySettings
 
 
-def _bearer(request: Request) -> str | None:
+def _sent_key(request: Request) -> str | None:
+    """The key the client sent: a bearer token, else ``x-api-key``."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key", "").strip() or None
 
 
 def _known(token: str, keys: list[str]) -> bool:
@@ -30,13 +35,20 @@ def check_key(request: Request, admin: bool) -> None:
     settings: GatewaySettings = request.app.state.settings
     if not settings.auth_enabled:
         return
-    token = _bearer(request)
+    token = _sent_key(request)
     if token is None or not _known(token, settings.api_keys + settings.admin_keys):
-        raise ApiError(401, "missing or invalid API key (Authorization: Bearer KEY)")
+        raise ApiError(401, "missing or invalid API key (Authorization: Bearer KEY, or x-api-key: KEY)")
     is_admin = _known(token, settings.admin_keys)
     if admin and not is_admin:
         raise ApiError(403, "loading and unloading models needs an admin key")
     request.state.loaded_only = not (is_admin or settings.users_load_on_demand)
+    request.state.owner = hashlib.sha256(token.encode()).hexdigest()
+
+
+def owner(request: Request) -> str:
+    """Who a stored object belongs to: a digest of the caller's key (everyone is one caller
+    when no keys are configured)."""
+    return str(getattr(request.state, "owner", ""))
 
 
 def loaded_only(request: Request) -> bool:

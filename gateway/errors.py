@@ -1,12 +1,14 @@
 """Errors at the edge: one place turns gRPC statuses and validation failures into the OpenAI
-error body ``{"error": {"message", "type", "param", "code"}}`` with the right HTTP status."""
+error body ``{"error": {"message", "type", "param", "code"}}`` with the right HTTP status, or,
+under Anthropic's routes (``/v1/messages``), Anthropic's ``{"type": "error", "error": {"type",
+"message"}}`` with the same status."""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 from fastapi import Request
@@ -83,6 +85,24 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+class AnthropicErrorDetail(BaseModel):
+    type: str
+    message: str
+
+
+class AnthropicErrorBody(BaseModel):
+    """Anthropic's error body: every error of /v1/messages has this shape."""
+
+    type: Literal["error"]
+    error: AnthropicErrorDetail
+
+
+ANTHROPIC_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": AnthropicErrorBody, "description": answer["description"]}
+    for status, answer in ERROR_RESPONSES.items()
+}
+
+
 class ApiError(Exception):
     """An error the gateway itself raises, already in HTTP terms."""
 
@@ -94,6 +114,39 @@ class ApiError(Exception):
         self.message = message
         self.param = param
         self.headers = headers
+
+
+# Anthropic's error types (its SDK's union); a status without one of its own gets the generic
+# type of its class. 413 is Anthropic's request_too_large, which its SDK does not type.
+ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    500: "api_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+}
+ANTHROPIC_PREFIX = "/v1/messages"
+
+
+def is_anthropic(path: str) -> bool:
+    """Whether ``path`` is one of Anthropic's routes, whose errors have Anthropic's shape."""
+    return path == ANTHROPIC_PREFIX or path.startswith(ANTHROPIC_PREFIX + "/")
+
+
+def anthropic_error_body(status: int, message: str) -> dict[str, object]:
+    kind = ANTHROPIC_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def error_body_for(path: str, status: int, message: str, param: str | None = None) -> dict[str, object]:
+    """The error body of the API ``path`` belongs to (a field's name goes into an Anthropic
+    message, which has no param)."""
+    if is_anthropic(path):
+        return anthropic_error_body(status, message)
+    return error_body(status, message, param)
 
 
 def error_body(status: int, message: str, param: str | None = None) -> dict[str, object]:
@@ -150,20 +203,21 @@ def param_of(message: str) -> str | None:
     return re.sub(r"^tools\.(\d+)\.name", r"tools.\1.function.name", path) or None
 
 
-def json_error(error: ApiError) -> JSONResponse:
+def json_error(error: ApiError, path: str = "") -> JSONResponse:
+    """The error answer, in the shape of the API ``path`` belongs to (OpenAI's by default)."""
     param = error.param if error.param is not None or error.status != 400 else param_of(error.message)
-    body = error_body(error.status, error.message, param)
+    body = error_body_for(path, error.status, error.message, param)
     return JSONResponse(body, status_code=error.status, headers=error.headers)
 
 
 async def handle_api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return json_error(exc)
+    return json_error(exc, request.url.path)
 
 
 async def handle_rpc_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, grpc.aio.AioRpcError)
-    return json_error(from_rpc_error(exc))
+    return json_error(from_rpc_error(exc), request.url.path)
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -172,7 +226,7 @@ async def handle_validation_error(request: Request, exc: Exception) -> JSONRespo
     location = [str(part) for part in first.get("loc", ()) if part != "body"]
     param = _sent_path(exc.body, location)
     message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
-    return json_error(ApiError(400, message, param))
+    return json_error(ApiError(400, message, param), request.url.path)
 
 
 def _sent_path(body: Any, location: list[str]) -> str | None:
@@ -197,4 +251,4 @@ def _sent_path(body: Any, location: list[str]) -> str | None:
 
 async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return json_error(ApiError(exc.status_code, str(exc.detail), headers=exc.headers))  # e.g. 405's Allow
+    return json_error(ApiError(exc.status_code, str(exc.detail), headers=exc.headers), request.url.path)  # 405's Allow

@@ -18,7 +18,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import metrics
-from gateway.errors import error_body
+from gateway.errors import error_body_for
 from switchyard import request_id
 
 logger = logging.getLogger(__name__)
@@ -69,12 +69,15 @@ class RequestIdHeader(HttpMiddleware):
         if valid:
             await self.app(scope, receive, tagged_send)
             return
-        await send_error(tagged_send, 400, f"{request_id.HEADER} must be {request_id.RULE}")
+        await send_error(scope, tagged_send, 400, f"{request_id.HEADER} must be {request_id.RULE}")
 
 
-async def send_error(send: Send, status: int, message: str, extra: tuple[tuple[bytes, bytes], ...] = ()) -> None:
-    """An error answer in the OpenAI format, sent from middleware (before any route)."""
-    body = json.dumps(error_body(status, message)).encode()
+async def send_error(
+    scope: Scope, send: Send, status: int, message: str, extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """An error answer in the format of the API the path belongs to (OpenAI's or Anthropic's),
+    sent from middleware (before any route)."""
+    body = json.dumps(error_body_for(scope["path"], status, message)).encode()
     headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -92,7 +95,7 @@ class RequestSizeLimit(HttpMiddleware):
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = (header(scope, b"content-length") or b"").decode() or "0"
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+            await self._reject(scope, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -103,7 +106,7 @@ class RequestSizeLimit(HttpMiddleware):
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > self.max_bytes:
-                await self._reject(send)
+                await self._reject(scope, send)
                 return
             if not message.get("more_body", False):
                 break
@@ -118,13 +121,13 @@ class RequestSizeLimit(HttpMiddleware):
 
         await self.app(scope, replay, send)
 
-    async def _reject(self, send: Send) -> None:
-        await send_error(send, 413, f"request body larger than {self.max_bytes} bytes")
+    async def _reject(self, scope: Scope, send: Send) -> None:
+        await send_error(scope, send, 413, f"request body larger than {self.max_bytes} bytes")
 
 
 class ConcurrencyPerKey(HttpMiddleware):
-    """At most ``limit`` requests at once per API key (the bearer token as sent; with no keys
-    configured every client shares one budget); one more gets 429 with Retry-After before any
+    """At most ``limit`` requests at once per API key (the bearer token or ``x-api-key`` as
+    sent; with no keys configured every client shares one budget); one more gets 429 with Retry-After before any
     work is done. Only keys with requests in flight are held, so the table stays bounded."""
 
     RETRY_AFTER_S = 1
@@ -138,11 +141,11 @@ class ConcurrencyPerKey(HttpMiddleware):
         if not self.limit or scope["path"] in QUIET_PATHS:
             await self.app(scope, receive, send)
             return
-        key = header(scope, b"authorization") or b""
+        key = header(scope, b"authorization") or header(scope, b"x-api-key") or b""
         count = self.in_flight.get(key, 0)
         if count >= self.limit:
             message = f"at most {self.limit} requests at once per API key (max_concurrent_per_key); retry"
-            await send_error(send, 429, message, ((b"retry-after", str(self.RETRY_AFTER_S).encode()),))
+            await send_error(scope, send, 429, message, ((b"retry-after", str(self.RETRY_AFTER_S).encode()),))
             return
         self.in_flight[key] = count + 1
         try:

@@ -7,7 +7,8 @@ every answer that runs calls (completions and chat, streamed or whole; pulls).
   (STYLE.md #10); a whole answer races its work against the disconnect instead
   (``Calls.whole``: a 499).
 - An error before a stream's first byte is a plain HTTP error (``Calls.opening``); after it,
-  the error goes in-band, then ``[DONE]`` (``sse_response``, STYLE.md #9).
+  the error goes in-band, then ``[DONE]`` (``sse_response``, STYLE.md #9); the Responses and
+  Anthropic streams send their own error events instead and no ``[DONE]``.
 - While some call has no first message yet (a model loading on demand), a stream sends
   keep-alive comments.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
@@ -39,6 +40,11 @@ DONE = b"data: [DONE]\n\n"
 def sse_bytes(payload: object) -> bytes:
     """One server-sent event carrying ``payload`` as JSON (UTF-8, not escaped)."""
     return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+def sse_named(event: str, payload: object) -> bytes:
+    """One server-sent event of type ``event`` (the Responses and Anthropic streams name theirs)."""
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
 def sse_error(error: ApiError) -> bytes:
@@ -139,11 +145,18 @@ async def _until_disconnect(http_request: Request) -> None:
 
 
 def sse_response(
-    calls: Calls[Any], events: AsyncIterator[bytes], keepalive_s: float | None, route: str | None = None
+    calls: Calls[Any],
+    events: AsyncIterator[bytes],
+    keepalive_s: float | None,
+    route: str | None = None,
+    done: bytes = DONE,
+    in_band: Callable[[ApiError], bytes] = sse_error,
 ) -> StreamingResponse:
     """The SSE answer relaying ``events`` (made from ``calls``, which it owns): keep-alives while
-    a call has no first message yet, then the events and ``[DONE]``, or an error in-band.
-    With ``route``, such an error is counted and logged under it."""
+    a call has no first message yet, then the events and ``done`` (OpenAI's ``[DONE]``; APIs
+    whose streams end with an event of their own pass none), or an error in-band as ``in_band``
+    writes it (an API's own error event). With ``route``, such an error is counted and logged
+    under it."""
 
     async def relay() -> AsyncIterator[bytes]:
         with calls.owned():
@@ -153,12 +166,13 @@ def sse_response(
                     await calls.wait(keepalive_s)
                 async for event in events:
                     yield event
-                yield DONE
+                if done:
+                    yield done
             except (grpc.aio.AioRpcError, ApiError) as exc:
                 error = from_rpc_error(exc) if isinstance(exc, grpc.aio.AioRpcError) else exc
                 if route is not None:
                     metrics.ERRORS.labels(route, str(error.status)).inc()
                     logger.warning("stream failed after it started: %s", error.message)
-                yield sse_error(error)
+                yield in_band(error)
 
     return StreamingResponse(relay(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

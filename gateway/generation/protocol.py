@@ -93,3 +93,24 @@ class GenerationFields(OpenAIBody):
         return pb.GenerateRequest(
             engine=engine_kind(self.engine), model=self.model or "", sampling=sampling, stopping=stopping, output=output
         )
+
+
+def generate_request(
+    engine: str | None,
+    model: str | None,
+    max_tokens: int | None,
+    sampling: dict[str, float | int | None],
+    stop: list[str] | None = None,
+    ignore_eos: bool = False,
+) -> pb.GenerateRequest:
+    """A Generate request of the APIs over one chat (Responses, Anthropic messages): the named
+    sampling fields that are set, and the stopping."""
+    request = pb.GenerateRequest(engine=engine_kind(engine), model=model or "")
+    for name, value in sampling.items():
+        if value is not None:
+            setattr(request.sampling, name, value)
+    request.stopping.stop.extend(stop or [])
+    request.stopping.ignore_eos = ignore_eos
+    if max_tokens is not None:
+        request.stopping.max_tokens = max_tokens
+    return request

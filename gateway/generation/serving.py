@@ -1,6 +1,9 @@
 """Running one request's generations through the router, streamed as SSE or gathered whole:
 what completions and chat (and later APIs over the same Generate calls) share.
 
+Other APIs over the same calls (Responses, Anthropic messages) run one generation through
+``GenerationServing.answer`` with a shape of their own (``AnswerShape``).
+
 A request becomes one Generate call per choice (several with ``n`` or a list of prompts);
 their streams are merged, each chunk carrying its choice's index. The calls' lifetime (cancel
 on disconnect), keep-alives and in-band errors are ``gateway.streaming``'s.
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -65,9 +69,9 @@ class GenerationServing(Serving):
             return await self._stream(ctx)
         return await self._whole(ctx)
 
-    def _calls(self, ctx: GenerationContext) -> GenerateCalls:
+    def _calls_of(self, requests: list[pb.GenerateRequest]) -> GenerateCalls:
         stub, timeout, metadata = self.connection.inference, self.settings.request_timeout_s, self.connection.metadata
-        return Calls([stub.Generate(r, timeout=timeout, metadata=metadata) for r in ctx.requests])
+        return Calls([stub.Generate(r, timeout=timeout, metadata=metadata) for r in requests])
 
     async def _stream(self, ctx: GenerationContext) -> StreamingResponse:
         """An SSE response. An error before the first message of every choice is a plain HTTP
@@ -75,15 +79,24 @@ class GenerationServing(Serving):
         on demand): then the stream starts with keep-alive comments and a later error goes
         in-band."""
         clock = LatencyClock(ENGINE_NAMES.get(ctx.requests[0].engine))
-        calls = self._calls(ctx)
+        calls = self._calls_of(ctx.requests)
         await calls.opening(self.settings.stream_keepalive_s)
         events = _events(ctx, calls, clock, Usages(ctx.prompts))
         return sse_response(calls, events, self.settings.stream_keepalive_s, ctx.route)
 
     async def _whole(self, ctx: GenerationContext) -> JSONResponse:
-        clock = LatencyClock(ENGINE_NAMES.get(ctx.requests[0].engine))
-        calls = self._calls(ctx)
-        answers = [Accumulated() for _ in ctx.requests]
+        answers = await self._gather(ctx.requests, ctx.http_request)
+        usages = Usages(ctx.prompts)
+        for index, answer in enumerate(answers):
+            assert answer.finished is not None
+            usages.add(index, answer.finished)
+        return JSONResponse(ctx.builder.whole(answers, usages.total()))
+
+    async def _gather(self, requests: list[pb.GenerateRequest], http_request: Request) -> list[Accumulated]:
+        """Every generation of a whole answer, finished (a 503 for one aborted), timed."""
+        clock = LatencyClock(ENGINE_NAMES.get(requests[0].engine))
+        calls = self._calls_of(requests)
+        answers = [Accumulated() for _ in requests]
 
         async def gather(index: int) -> None:
             async for message in calls.messages(index):
@@ -99,15 +112,70 @@ class GenerationServing(Serving):
                 for task in tasks:  # one failed, or the client left: stop the others too
                     task.cancel()
 
-        await calls.whole(ctx.http_request, gather_all())
-        usages = Usages(ctx.prompts)
-        for index, answer in enumerate(answers):
+        await calls.whole(http_request, gather_all())
+        for answer in answers:
             if answer.finished is None:
                 raise ApiError(503, "the backend ended the stream without finishing")
             _check_not_aborted(answer.finished)
             clock.finish(answer.finished)
-            usages.add(index, answer.finished)
-        return JSONResponse(ctx.builder.whole(answers, usages.total()))
+        return answers
+
+    async def answer(
+        self, request: pb.GenerateRequest, http_request: Request, stream: bool, shape: AnswerShape
+    ) -> StreamingResponse | JSONResponse:
+        """Run one generation for an API with answers of its own shape (Responses, Anthropic
+        messages): the same calls, request id, cancellation, keep-alives and metrics as
+        completions and chat, shaped by ``shape``."""
+        request.loaded_only = loaded_only(http_request)
+        request.request_id = request_id.current.get() or request_id.new_request_id()
+        if not stream:
+            [whole] = await self._gather([request], http_request)
+            return JSONResponse(shape.whole(whole))
+        clock = LatencyClock(ENGINE_NAMES.get(request.engine))
+        calls = self._calls_of([request])
+        await calls.opening(self.settings.stream_keepalive_s)
+
+        async def events() -> AsyncIterator[bytes]:
+            if not shape.model:  # the request named none: the stream's headers say which
+                shape.model = served_model(await calls.calls[0].initial_metadata())
+            async for event in shape.stream(_timed(calls.messages(0), clock)):
+                yield event
+
+        route = route_label(http_request.scope)
+        return sse_response(
+            calls, events(), self.settings.stream_keepalive_s, route, done=b"", in_band=shape.stream_error
+        )
+
+
+class AnswerShape(Protocol):
+    """How an API family answers one generation: its stream's events and its whole body."""
+
+    model: str  # the model to name; empty until the stream's headers or the Finished tell
+
+    def stream(self, messages: AsyncIterator[pb.GenerateResponse]) -> AsyncIterator[bytes]:
+        """The stream's events, ending with the API's own last event."""
+        ...
+
+    def whole(self, answer: Accumulated) -> object:
+        """The whole answer's JSON body."""
+        ...
+
+    def stream_error(self, error: ApiError) -> bytes:
+        """An error after the stream started, as the API's own event(s)."""
+        ...
+
+
+async def _timed(
+    messages: AsyncIterator[pb.GenerateResponse], clock: LatencyClock
+) -> AsyncIterator[pb.GenerateResponse]:
+    """The messages of one generation, timed; an aborted one raises (a 503 in-band)."""
+    async for message in messages:
+        if message.HasField("delta"):
+            clock.delta()
+        else:
+            _check_not_aborted(message.finished)
+            clock.finish(message.finished)
+        yield message
 
 
 def _check_not_aborted(finished: pb.Finished) -> None:
