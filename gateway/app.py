@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from gateway import errors
+from gateway.anthropic import routes as anthropic
 from gateway.chat import routes as chat
 from gateway.completions import routes as completions
 from gateway.connection import Router
@@ -23,6 +24,8 @@ from gateway.limits import ConcurrencyPerKey, RequestIdHeader, RequestRecorder, 
 from gateway.models import routes as models
 from gateway.ops import docs
 from gateway.ops import routes as ops
+from gateway.responses_api import routes as responses
+from gateway.responses_api.store import ResponseStore
 from gateway.settings import GatewaySettings
 from gateway.tokens import routes as tokens
 from switchyard.runtime import tracing
@@ -58,6 +61,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         openapi_url=None,
     )
     app.state.settings = settings
+    app.state.responses = ResponseStore(
+        settings.responses_store_items, settings.responses_store_bytes, settings.responses_store_age_s
+    )
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(ConcurrencyPerKey, limit=settings.max_concurrent_per_key)  # before reading bodies
     app.add_middleware(RequestRecorder)
@@ -70,6 +76,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     for router in (
         completions.router,
         chat.router,
+        responses.router,
+        anthropic.router,
         embeddings.router,
         models.router,
         models.admin,
@@ -83,4 +91,4 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
 
 async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-    return errors.json_error(errors.ApiError(500, "internal error in the gateway"))
+    return errors.json_error(errors.ApiError(500, "internal error in the gateway"), request.url.path)

@@ -36,13 +36,30 @@ COMPLETION_FIELDS = frozenset(
     }
 )  # fmt: skip
 EMBEDDING_FIELDS = frozenset({"input", "model", "dimensions", "encoding_format", "user"})
+RESPONSES_FIELDS = frozenset(
+    {
+        "access_programs", "background", "background_options", "context_management", "conversation", "image",
+        "include", "input", "instructions", "max_output_tokens", "max_tool_calls", "metadata", "model",
+        "moderation", "parallel_tool_calls", "previous_response_id", "prompt", "prompt_cache_key",
+        "prompt_cache_options", "prompt_cache_retention", "reasoning", "safety_identifier", "service_tier", "store",
+        "stream", "stream_options", "temperature", "text", "tool_choice", "tools", "top_logprobs", "top_p",
+        "truncation", "user",
+    }
+)  # fmt: skip
+# Anthropic's request fields (its Messages API) that switchyard does not honour.
+ANTHROPIC_REFUSED = frozenset(
+    {"container", "mcp_servers", "context_management", "speed", "diagnostics", "output_format"}
+)
 # Accepted, and without effect by their nature: ids and labels for the caller's own records,
 # and cache hints (both engines reuse cached prompt prefixes on their own).
 NO_EFFECT = frozenset(
-    {"user", "metadata", "prompt_cache_key", "prompt_cache_retention", "safety_identifier", "service_tier"}
-)
+    {
+        "user", "metadata", "prompt_cache_key", "prompt_cache_retention", "prompt_cache_options",
+        "safety_identifier", "service_tier",
+    }
+)  # fmt: skip
 # Accepted with these values only (what they mean is what switchyard does anyway).
-ONLY = {"store": (False, None), "modalities": (["text"], None)}
+ONLY = {"store": (False, None), "modalities": (["text"], None), "background": (False, None)}
 WHY = {
     "audio": "audio output is not supported",
     "modalities": "only text output is supported",
@@ -54,6 +71,21 @@ WHY = {
     "web_search_options": "web search is not supported",
     "suffix": "neither engine implements insertion (suffix)",
     "dimensions": "the embedding size is the model's own",
+    "background": "background mode is not supported: a response runs while its request is open",
+    "conversation": "conversations are not stored; use previous_response_id",
+    "prompt": "stored prompt templates are not supported; send instructions and input",
+    "max_tool_calls": "max_tool_calls limits built-in tools, which are not supported",
+    "top_logprobs": "logprobs are not supported on /v1/responses; use /v1/chat/completions",
+    "context_management": "context management (compaction) is not supported",
+    "image": "image generation is not supported",
+    "moderation": "moderation is not supported",
+    "access_programs": "programmatic tool calling is not supported",
+    "background_options": "background mode is not supported",
+    "container": "code execution containers are not supported",
+    "mcp_servers": "MCP servers are not supported: give the tools as tools",
+    "speed": "speed modes are not supported",
+    "diagnostics": "diagnostics are not supported",
+    "output_format": "use output_config.format",
 }
 # Other servers' extras (vLLM's, llama-server's) that change what is generated: a client
 # sending one expects its effect, so it is refused like an OpenAI field, with the way to get it.

@@ -43,6 +43,13 @@ class GatewaySettings(ServiceSettings):
     open_metrics_and_docs: bool = Field(
         False, description="with API keys set, serve /metrics and the API docs without a key too"
     )
+    responses_store_items: int = Field(
+        1000, ge=0, description="stored responses (/v1/responses) kept per gateway process, oldest dropped (0: none)"
+    )
+    responses_store_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="bytes of stored responses and their conversations, oldest dropped"
+    )
+    responses_store_age_s: float = Field(3600.0, gt=0, description="how long a stored response is kept")
     ready_requires_model: bool = Field(
         True,
         description="GET /ready is 503 until some engine has a model loaded (off: a router that answers is enough)",

@@ -7,6 +7,12 @@ switchyard route to ``check`` as it is read, whole bodies and each server-sent e
 Strict: the SDK's types must validate without coercion, and a field the type does not declare
 fails unless it is one of switchyard's documented extras below. An error answer must have
 OpenAI's error shape.
+
+/v1/responses (and GET of a stored one) is checked against the SDK's ``Response`` and each event
+of its stream against ``ResponseStreamEvent``, the event's name its type and the sequence
+numbers counting from 0. Anthropic's routes (/v1/messages, count_tokens) are checked the same
+way against the anthropic SDK's ``Message``, ``RawMessageStreamEvent``, ``MessageTokensCount``
+and ``ErrorResponse``.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Literal, Union
 
 import pydantic
 from openai.types import Completion, CompletionChoice, CreateEmbeddingResponse, Model
@@ -22,6 +28,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletio
 from openai.types.chat.chat_completion import Choice as ChatChoice
 from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
 from openai.types.chat.chat_completion_chunk import ChoiceDelta
+from openai.types.responses import Response, ResponseStreamEvent
 
 # What switchyard adds to OpenAI's objects, each documented in the README: the engine that
 # answered, vLLM's stop_reason, the reasoning (llama-server's and vLLM's names), and the
@@ -44,8 +51,22 @@ ROUTES: dict[str, tuple[type[pydantic.BaseModel], type[pydantic.BaseModel]]] = {
 }
 
 
+RESPONSES = "/v1/responses"
+ANTHROPIC = "/v1/messages"
+
+
 class NotConformant(AssertionError):
     pass
+
+
+class ResponseDeleted(pydantic.BaseModel):
+    """DELETE /v1/responses/{id} (the SDK returns nothing; OpenAI's API reference has this)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+    id: str
+    object: Literal["response"]
+    deleted: bool
 
 
 class ErrorDetail(pydantic.BaseModel):
@@ -85,8 +106,66 @@ def _validate(kind: type[pydantic.BaseModel], data: Any, where: str) -> None:
     _extras(value, where)
 
 
+def _sse_events(body: bytes, where: str) -> list[tuple[str | None, Any]]:
+    """The (name, JSON payload) of each event of a stream whose events are named."""
+    events = []
+    for block in body.decode().split("\n\n"):
+        lines = [line for line in block.split("\n") if line and not line.startswith(":")]
+        if not lines:
+            continue
+        name = next((line[6:].strip() for line in lines if line.startswith("event:")), None)
+        data = "".join(line[5:].strip() for line in lines if line.startswith("data:"))
+        if data == "[DONE]":
+            raise NotConformant(f"{where}: [DONE] ends no stream of this API")
+        events.append((name, json.loads(data)))
+    return events
+
+
+def _check_named_stream(body: bytes, where: str, kind: Any) -> None:
+    adapter = pydantic.TypeAdapter(kind)
+    for i, (name, data) in enumerate(_sse_events(body, where)):
+        if name != data.get("type"):
+            raise NotConformant(f"{where} event {i}: named {name!r}, of type {data.get('type')!r}")
+        if "sequence_number" in data and data["sequence_number"] != i:
+            raise NotConformant(f"{where} event {i}: sequence_number {data['sequence_number']}")
+        try:
+            value = adapter.validate_python(data, strict=True)
+        except pydantic.ValidationError as exc:
+            raise NotConformant(f"{where} event {i}: not a {name} event: {exc}") from None
+        _extras(value, f"{where} event {i}")
+
+
+def check_responses(path: str, status: int, content_type: str, body: bytes) -> None:
+    if status >= 400:
+        if "json" in content_type:
+            _validate(ErrorBody, json.loads(body), f"{path} {status}")
+    elif "text/event-stream" in content_type:
+        _check_named_stream(body, path, ResponseStreamEvent)
+    else:
+        data = json.loads(body)
+        _validate(ResponseDeleted if "deleted" in data else Response, data, path)
+
+
+def check_anthropic(path: str, status: int, content_type: str, body: bytes) -> None:
+    from anthropic.types import ErrorResponse, Message, MessageTokensCount, RawMessageStreamEvent
+
+    if status >= 400:
+        if "json" in content_type:
+            _validate(ErrorResponse, json.loads(body), f"{path} {status}")
+    elif "text/event-stream" in content_type:
+        _check_named_stream(body, path, Union[RawMessageStreamEvent, ErrorResponse])  # noqa: UP007 (an Annotated union)
+    else:
+        _validate(MessageTokensCount if path.endswith("/count_tokens") else Message, json.loads(body), path)
+
+
 def check(path: str, status: int, content_type: str, body: bytes) -> None:
     """Check one answer of a switchyard route (a whole body, or a stream's events)."""
+    if path.endswith(RESPONSES) or RESPONSES + "/" in path:
+        check_responses(path, status, content_type, body)
+        return
+    if path.endswith(ANTHROPIC) or path.endswith(ANTHROPIC + "/count_tokens"):
+        check_anthropic(path, status, content_type, body)
+        return
     route = next((r for r in ROUTES if path.endswith(r)), None)
     is_models = path.endswith("/v1/models")
     if route is None and not is_models:
