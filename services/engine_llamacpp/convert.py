@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,14 +137,17 @@ def embeddings_from_answer(answer: dict[str, Any], count: int) -> inference_pb2.
     return response
 
 
-def completion_body(params: GenerationParams, prompt: str | list[int]) -> dict[str, Any]:
-    """The streaming ``/completion`` request for validated params."""
+def completion_body(params: GenerationParams, prompt: str | list[int], banned: Sequence[int] = ()) -> dict[str, Any]:
+    """The streaming ``/completion`` request for validated params; under a constraint the
+    ``banned`` tokens (services/engine_llamacpp/vocab.py) are never sampled."""
     body = {"prompt": prompt, **sampling_fields(params)}
     if params.logprobs is not None:
         # n_probs 0 turns probabilities off; logprobs 0 still wants the chosen token's.
         body["n_probs"] = max(params.logprobs, 1)
     if params.constraint is not None:  # llama-server turns the schema into its own grammar
         body["json_schema"] = {"type": "object"} if params.constraint.json_object else params.constraint.schema
+        if banned:
+            body["logit_bias"] = {**body.get("logit_bias", {}), **{str(token): False for token in banned}}
     return body
 
 

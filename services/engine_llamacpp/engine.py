@@ -7,6 +7,7 @@ the contract. The model slots own the state around them (switchyard.engine.slot)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from services.engine_llamacpp.budget import TokenBudget
 from services.engine_llamacpp.http_stream import StreamingPoster
 from services.engine_llamacpp.process import ChildExited, LlamaServerProcess
 from services.engine_llamacpp.settings import LlamacppSettings
+from services.engine_llamacpp.vocab import tokens_never_in_utf8
 from switchyard.engine.hub import is_later_part
 from switchyard.engine.params import ChatParams, EmbedParams, GenerationParams, TokenizeParams, openai_messages
 from switchyard.engine.protocol import LoadSpec, ModelInfo, Progress
@@ -87,7 +89,9 @@ class LlamaCppAdapter:
         proc = LlamaServerProcess(self.binary, spec.launch, on_log=on_log)
         await proc.spawn()
         cache_tokens = convert.context_size(spec.request, self.settings.ctx_size)
-        return LlamaServerModel(proc, self.settings, cache_tokens, convert.chat_parsing(spec.request))
+        model = LlamaServerModel(proc, self.settings, cache_tokens, convert.chat_parsing(spec.request))
+        model.banned_under_schema = await asyncio.to_thread(tokens_never_in_utf8, spec.path)
+        return model
 
     async def close(self) -> None:
         pass
@@ -104,6 +108,7 @@ class LlamaServerModel:
         self.proc = proc
         self.settings = settings
         self.chat_parsing = chat_parsing  # llama-server's chat layer reads calls and reasoning
+        self.banned_under_schema: list[int] = []  # tokens no UTF-8 text holds (vocab.py)
         self.budget = TokenBudget(cache_tokens)  # services/engine_llamacpp/budget.py
         self.device = "cpu"
         self._http = _http_client()
@@ -276,7 +281,7 @@ class LlamaServerModel:
     ) -> AsyncIterator[inference_pb2.GenerateResponse]:
         stream = convert.CompletionStream(params)
         try:
-            body = convert.completion_body(params, prompt)
+            body = convert.completion_body(params, prompt, self.banned_under_schema)
             async with self._streams.post("/completion", body) as answer:
                 timing.started()
                 if answer.status != 200:
