@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
@@ -111,17 +111,7 @@ class Calls(Generic[R]):
         """For a whole answer: ``work``'s result, the calls cancelled however it ends; a 499
         when the client leaves first (``work`` is cancelled too)."""
         with self.owned():
-            task = asyncio.ensure_future(work)
-            gone = asyncio.ensure_future(_until_disconnect(http_request))
-            try:
-                await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                gone.cancel()
-                if not task.done():
-                    task.cancel()
-            if not task.done() or task.cancelled():
-                raise ApiError(499, "client disconnected")
-            return task.result()
+            return await unless_disconnected(http_request, work)
 
     @contextmanager
     def _cancelled_on_error(self) -> Iterator[None]:
@@ -130,6 +120,22 @@ class Calls(Generic[R]):
         except BaseException:
             self.cancel()
             raise
+
+
+async def unless_disconnected(http_request: Request, work: Awaitable[T]) -> T:
+    """``work``'s result, or a 499 when the client leaves first; ``work`` (a unary gRPC call,
+    say) is cancelled then, so the engine stops too."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_until_disconnect(http_request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+    if not task.done() or task.cancelled():
+        raise ApiError(499, "client disconnected")
+    return task.result()
 
 
 def _reading(call: grpc.aio.UnaryStreamCall[Any, R]) -> asyncio.Future[R | None]:

@@ -12,6 +12,8 @@ from fastapi import Request
 from gateway.auth import loaded_only
 from gateway.connection import Serving
 from gateway.embeddings.protocol import EmbeddingItem, EmbeddingList, EmbeddingRequest
+from gateway.streaming import unless_disconnected
+from switchyard.v1 import inference_pb2 as pb
 
 EMBED_TIMEOUT_S = 600.0  # a model may be loaded first, and 2048 inputs take a while on a CPU
 
@@ -20,7 +22,9 @@ class EmbeddingServing(Serving):
     async def create(self, body: EmbeddingRequest, http_request: Request) -> EmbeddingList:
         ask = body.to_proto()
         ask.loaded_only = loaded_only(http_request)
-        answer = await self.connection.inference.Embed(ask, timeout=EMBED_TIMEOUT_S)
+        # raced against the client: 2,048 inputs keep an engine busy for a minute for nobody
+        call = self.connection.inference.Embed(ask, timeout=EMBED_TIMEOUT_S)
+        answer: pb.EmbedResponse = await unless_disconnected(http_request, call)
         data: list[EmbeddingItem] = [
             {"object": "embedding", "index": i, "embedding": _encoded(e.values, body.encoding_format)}
             for i, e in enumerate(answer.embeddings)

@@ -72,25 +72,34 @@ def completion_logprobs(entries: list[pb.TokenLogprob], offset: int) -> Completi
     offsets, position = [], offset
     for entry in entries:
         offsets.append(position)
-        position += len(entry.token)
+        position += len(_text(entry))
     return {
-        "tokens": [e.token for e in entries],
+        "tokens": [_text(e) for e in entries],
         "token_logprobs": [e.logprob for e in entries],
-        "top_logprobs": [{t.token: t.logprob for t in e.top_logprobs} for e in entries],
+        # logprobs 0 asks for no alternatives: OpenAI then lists the sampled token alone
+        "top_logprobs": [{_text(t): t.logprob for t in e.top_logprobs} or {_text(e): e.logprob} for e in entries],
         "text_offset": offsets,
     }
+
+
+def _text(entry: pb.TokenLogprob | pb.TopLogprob) -> str:
+    """A token's text; for one that is part of a character (which an engine may give as empty),
+    its bytes decoded with replacement, as OpenAI shows it."""
+    return entry.token or entry.token_bytes.decode(errors="replace")
+
+
+def _bytes(entry: pb.TokenLogprob | pb.TopLogprob) -> list[int]:
+    return list(entry.token_bytes or entry.token.encode())
 
 
 def chat_logprobs(entries: list[pb.TokenLogprob]) -> ChatLogprobs:
     return {
         "content": [
             {
-                "token": e.token,
+                "token": _text(e),
                 "logprob": e.logprob,
-                "bytes": list(e.token.encode()),
-                "top_logprobs": [
-                    {"token": t.token, "logprob": t.logprob, "bytes": list(t.token.encode())} for t in e.top_logprobs
-                ],
+                "bytes": _bytes(e),
+                "top_logprobs": [{"token": _text(t), "logprob": t.logprob, "bytes": _bytes(t)} for t in e.top_logprobs],
             }
             for e in entries
         ]

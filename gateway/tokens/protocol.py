@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, model_validator
 
 from gateway.chat.messages import ChatMessage, chat_input
+from gateway.errors import ApiError
 from gateway.fields import EngineName, RequestBody, TokenId, engine_kind
 from switchyard.v1 import inference_pb2 as pb
 
@@ -17,6 +18,12 @@ class TokenizeRequest(RequestBody):
     prompt: str | None = None
     messages: list[ChatMessage] | None = None
     add_special_tokens: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_input(self) -> TokenizeRequest:
+        if (self.prompt is None) == (self.messages is None):
+            raise ApiError(400, "give prompt or messages, one of them", "prompt")
+        return self
 
     def to_proto(self) -> pb.TokenizeRequest:
         request = pb.TokenizeRequest(engine=engine_kind(self.engine), model=self.model or "")

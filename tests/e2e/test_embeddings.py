@@ -3,6 +3,8 @@ embeddings on llama.cpp and vLLM, pooled the same way, give the same vectors."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 
 from tests.conformance.engines import VLLM_AVAILABLE
 from tests.e2e.conftest import E2E_ENGINES, Stack, load_body, start_stack, stop_stack
+from tests.helpers import until
 
 NAMES = {e.name: f"embed-{e.name}" for e in E2E_ENGINES}
 TEXTS = ["こんにちは、世界", "The weather in Paris is sunny.", "東京の天気", "a", "switchyard " * 40]
@@ -86,3 +89,31 @@ def test_embedding_refusals(embed_stack: Stack, engine: str) -> None:
         sdk.embeddings.create(model=NAMES[engine], input=[[10**6]])  # outside the vocabulary
     many = sdk.embeddings.create(model=NAMES[engine], input=[f"text {i}" for i in range(64)], encoding_format="float")
     assert len(many.data) == 64
+
+
+@pytest.mark.parametrize("engine", [e.name for e in E2E_ENGINES])
+async def test_a_client_that_leaves_a_large_embedding_frees_the_engine(embed_stack: Stack, engine: str) -> None:
+    """The gateway races an embedding against the client's disconnect (as a whole answer): the
+    call is cancelled and the engine service's request ends, instead of computing for nobody."""
+
+    def in_flight() -> int:
+        models = embed_stack.engine_status(engine)["models"]
+        assert isinstance(models, list)
+        return sum(int(m["in_flight"]) for m in models)
+
+    def left() -> float:
+        metrics = httpx.get(f"{embed_stack.url}/metrics", timeout=30).text
+        line = 'switchyard_gateway_requests_total{route="/v1/embeddings",status="499"}'
+        return sum(float(row.split()[-1]) for row in metrics.splitlines() if row.startswith(line))
+
+    before = left()
+    body = {"model": NAMES[engine], "input": ["switchyard " * 80] * 1000}
+    async with httpx.AsyncClient(base_url=embed_stack.url, timeout=600) as http:
+        request = asyncio.create_task(http.post("/v1/embeddings", json=body))
+        await until(lambda: in_flight() > 0 or request.done(), "the embedding to reach the engine", 120)
+        assert not request.done(), "the embedding finished before the client could leave: make it larger"
+        request.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await request
+    await until(lambda: in_flight() == 0, "the engine service to drop the request", 60)
+    await until(lambda: left() == before + 1, "the gateway to count the request as left (499), not answered")

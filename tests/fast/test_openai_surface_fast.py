@@ -163,3 +163,12 @@ async def test_embeddings_float_and_base64_and_their_refusals(fake_root: Path) -
         assert embed.status_code == 409 and "loaded for generate" in embed.json()["error"]["message"]
         empty = await client.post("/v1/embeddings", json={**body, "input": []})
         assert empty.status_code == 400
+
+
+async def test_tokenize_takes_a_prompt_or_messages_not_both(fake_root: Path) -> None:
+    async with fast_stack(fake_root, kinds=(LLAMA,)) as stack, httpx.AsyncClient(base_url=stack.url) as client:
+        both = {"model": "demo", "prompt": "hi", "messages": [{"role": "user", "content": "hi"}]}
+        answer = await client.post("/tokenize", json=both)
+        assert answer.status_code == 400 and answer.json()["error"]["param"] == "prompt"
+        assert (await client.post("/tokenize", json={"model": "demo"})).status_code == 400
+        assert (await client.post("/tokenize", json={"model": "demo", "prompt": "hi"})).status_code == 200

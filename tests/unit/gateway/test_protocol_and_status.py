@@ -133,3 +133,14 @@ def test_seed_status_lists_every_model_of_every_replica() -> None:
         ("b", "loading", "r1"),
     ]
     assert body["vllm"]["models"][0]["keep_alive_s"] == 60 and body["vllm"]["models"][0]["expires_at"] is None
+
+
+def test_logprobs_carry_bytes_and_logprobs_0_lists_the_sampled_token() -> None:
+    from gateway.generation.responses import chat_logprobs, completion_logprobs
+
+    split = pb.TokenLogprob(token_id=1, token="", logprob=-0.5, token_bytes=b"\xe6\x97")  # part of 日
+    rest = pb.TokenLogprob(token_id=2, token="日", logprob=-0.25, token_bytes=b"\xa5")
+    legacy = completion_logprobs([split, rest], 0)
+    assert legacy["top_logprobs"] == [{"\ufffd": -0.5}, {"日": -0.25}]  # logprobs 0: the sampled token
+    content = chat_logprobs([split, rest])["content"]
+    assert bytes(content[0]["bytes"] + content[1]["bytes"]).decode() == "日"  # the text, rebuilt
