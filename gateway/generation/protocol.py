@@ -68,6 +68,8 @@ class GenerationFields(OpenAIBody):
                     request.sampling.seed = (self.seed + i) % 2**63
                 requests.append(request)
                 prompts.append(p)
+        for request in requests:  # admitted together: a group no model can hold is a 400, not a 429 forever
+            request.group_size = len(requests)
         return requests, prompts
 
     def _request(self, max_tokens: int | None, logprobs: int | None) -> pb.GenerateRequest:

@@ -366,7 +366,11 @@ class ModelHost:
 
     @contextlib.asynccontextmanager
     async def request(
-        self, name: str, task: pb.ModelTask.ValueType | None = pb.MODEL_TASK_GENERATE, loaded_only: bool = False
+        self,
+        name: str,
+        task: pb.ModelTask.ValueType | None = pb.MODEL_TASK_GENERATE,
+        loaded_only: bool = False,
+        group_size: int = 1,
     ) -> AsyncIterator[tuple[ModelSlot, RunningModel, ModelInfo]]:
         """The model for one request (empty name: the default model), waited for while it
         loads and loaded on demand (for ``task``), bounded by ``load_wait_s``; held as busy
@@ -376,6 +380,11 @@ class ModelHost:
         slot = await self._claim(canonical(name), task or pb.MODEL_TASK_GENERATE, loaded_only)
         try:
             bound = self.settings.max_in_flight
+            if bound and group_size > bound:
+                raise InvalidArgument(
+                    f"n: {group_size} choices at once can never run on model {slot.name!r}: it takes {bound} requests "
+                    "at most (max_in_flight); ask for fewer"
+                )
             if bound and slot.in_flight > bound:  # this request counted: refused before the engine sees it
                 raise QueueFull(f"model {slot.name!r} has {bound} requests running or waiting (max_in_flight); retry")
             if task is not None and slot.spec.task != task:

@@ -71,11 +71,12 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         model: str,
         loaded_only: bool,
         task: control_pb2.ModelTask.ValueType | None = control_pb2.MODEL_TASK_GENERATE,
+        group_size: int = 1,
     ) -> AbstractAsyncContextManager[tuple[ModelSlot, RunningModel, ModelInfo]]:
         """Checks, then the host's hold on the model a request names."""
         check_enums(request)
         self._check_engine(engine)
-        return self.host.request(check_name("model", model), task, loaded_only)
+        return self.host.request(check_name("model", model), task, loaded_only, group_size)
 
     # --- Inference ------------------------------------------------------------------------
 
@@ -89,7 +90,9 @@ class EngineServicer(inference_pb2_grpc.InferenceServicer, control_pb2_grpc.Cont
         try:
             async with (
                 grpc_errors(context, "Generate"),
-                self._request(request, request.engine, request.model, request.loaded_only) as (slot, running, info),
+                self._request(
+                    request, request.engine, request.model, request.loaded_only, group_size=request.group_size
+                ) as (slot, running, info),
             ):
                 params = generation_from_proto(request, info.vocab_size, info.max_model_len)
                 request_id.bind(params.request_id)  # one made up if the caller sent none

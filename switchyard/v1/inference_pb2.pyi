@@ -538,6 +538,7 @@ class GenerateRequest(_message.Message):
     OUTPUT_FIELD_NUMBER: _builtins.int
     RESPONSE_FORMAT_FIELD_NUMBER: _builtins.int
     LOADED_ONLY_FIELD_NUMBER: _builtins.int
+    GROUP_SIZE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Caller-chosen id for logs and tracing; the engine makes one when empty."""
     engine: _common_pb2.Engine.ValueType
@@ -553,6 +554,12 @@ class GenerateRequest(_message.Message):
     """Serve only a model that is loaded (or loading): never load one on demand, evict one or
     switch one's task for this request (PERMISSION_DENIED instead). The gateway sets it for
     callers whose key may not load models.
+    """
+    group_size: _builtins.int
+    """How many requests of one client request (its choices: OpenAI's n, a list of prompts) run
+    together, this one included; 0 or 1: alone. A group that can never be admitted (more than
+    the model's max_in_flight) is refused with INVALID_ARGUMENT rather than RESOURCE_EXHAUSTED,
+    which would have the client retry forever.
     """
     @_builtins.property
     def chat(self) -> Global___ChatInput:
@@ -592,10 +599,11 @@ class GenerateRequest(_message.Message):
         output: Global___OutputOptions | None = ...,
         response_format: Global___ResponseFormat | None = ...,
         loaded_only: _builtins.bool = ...,
+        group_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "input", b"input", "output", b"output", "prompt", b"prompt", "prompt_token_ids", b"prompt_token_ids", "response_format", b"response_format", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "engine", b"engine", "input", b"input", "loaded_only", b"loaded_only", "model", b"model", "output", b"output", "prompt", b"prompt", "prompt_token_ids", b"prompt_token_ids", "request_id", b"request_id", "response_format", b"response_format", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chat", b"chat", "engine", b"engine", "group_size", b"group_size", "input", b"input", "loaded_only", b"loaded_only", "model", b"model", "output", b"output", "prompt", b"prompt", "prompt_token_ids", b"prompt_token_ids", "request_id", b"request_id", "response_format", b"response_format", "sampling", b"sampling", "stopping", b"stopping"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_input: _TypeAlias = _typing.Literal["prompt", "chat", "prompt_token_ids"]  # noqa: Y015
     _WhichOneofArgType_input: _TypeAlias = _typing.Literal["input", b"input"]  # noqa: Y015

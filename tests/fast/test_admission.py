@@ -94,3 +94,16 @@ async def test_metrics_and_docs_follow_the_keys(fake_root: Path) -> None:
         for path in closed_paths:
             assert (await client.get(path)).status_code == 200, path
         assert (await client.get("/openapi.json")).json()["info"]["title"] == "switchyard"
+
+
+async def test_more_choices_than_a_model_ever_takes_is_a_400_not_429_forever(fake_root: Path) -> None:
+    async with (
+        fast_stack(fake_root, kinds=(LLAMA,), stream_keepalive_s=30) as stack,
+        httpx.AsyncClient(base_url=stack.url, timeout=60) as client,
+    ):
+        stack.engine(LLAMA).host.settings.max_in_flight = 2
+        body = {"model": "demo", "prompt": "x", "max_tokens": 1}
+        assert (await client.post("/v1/completions", json={**body, "n": 2})).status_code == 200
+        too_many = await client.post("/v1/completions", json={**body, "n": 3})
+        assert too_many.status_code == 400 and too_many.json()["error"]["param"] == "n", too_many.text
+        assert "max_in_flight" in too_many.json()["error"]["message"]
