@@ -3,8 +3,9 @@
 Input items become chat messages (a ``function_call`` joins the assistant turn before it, a
 ``function_call_output`` is a tool message, a ``reasoning`` item is the next assistant turn's
 reasoning), tools and tool_choice become the chat's, ``text.format`` the response format and
-``reasoning.effort`` the chat's reasoning effort. Anything switchyard does not take is refused
-naming where it is, never dropped.
+``reasoning.effort`` the chat's reasoning effort (a forced call has no text: ``text.format`` then
+waits for the next turn). Anything switchyard does not take is refused naming where it is,
+never dropped.
 """
 
 from __future__ import annotations
@@ -142,6 +143,15 @@ def to_generate(body: ResponsesRequest, history: list[ChatMessage]) -> pb.Genera
     request.chat.reasoning_effort = EFFORTS.get(effort or "", effort or "")
     request.chat.include_reasoning = True
     fmt = response_format(body)
-    if fmt is not None:
+    if fmt is not None and not forces_calls(body):
         request.response_format.CopyFrom(fmt)
     return request
+
+
+def forces_calls(body: ResponsesRequest) -> bool:
+    """Whether the answer is tool calls by construction (required, a named function): then it
+    has no text for text.format to shape, and the format is for the turns after (as the Agents
+    SDK sends an output type with a forced first call)."""
+    choice = body.tool_choice
+    mode = choice.mode if isinstance(choice, AllowedChoice) else choice
+    return bool(body.tools) and (mode == "required" or isinstance(choice, FunctionChoice))

@@ -24,34 +24,39 @@ SCHEMA = schemathesis.openapi.from_dict(create_app(GatewaySettings()).openapi())
 )
 EXAMPLES = 25  # per operation
 MAX_TOKENS = 16
+GENERATING = ("completions", "/v1/responses", "/v1/messages")
 SEEN = {"requests": 0, "server_errors": 0, "generated": 0}
 
 
-def steer(body: Any) -> None:
+def steer(body: Any, path: str = "") -> None:
     """Short outputs, an engine, and the demo model when the body names none."""
     if not isinstance(body, dict):
         return
-    for field in ("max_tokens", "max_completion_tokens"):
+    for field in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
         if isinstance(body.get(field), int) and body[field] > MAX_TOKENS:
             body[field] = MAX_TOKENS
-    if "prompt" in body or "messages" in body:
-        if body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
-            # Without a bound the random model writes to the end of its 8k context: seconds on a
-            # quiet machine, past the test's timeout on a busy one, and nothing more to learn.
-            body["max_tokens"] = MAX_TOKENS
-        body.setdefault("model", DEMO)
-        if body.get("engine") is None:
-            body["engine"] = ENGINES[zlib.crc32(repr(body).encode()) % len(ENGINES)]
+    responses = path == "/v1/responses"
+    if not (responses or "prompt" in body or "messages" in body):
+        return
+    # Without a bound the random model writes to the end of its 8k context: seconds on a quiet
+    # machine, past the test's timeout on a busy one, and nothing more to learn.
+    if responses and body.get("max_output_tokens") is None:
+        body["max_output_tokens"] = MAX_TOKENS
+    elif not responses and body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+        body["max_tokens"] = MAX_TOKENS
+    body.setdefault("model", DEMO)
+    if body.get("engine") is None:
+        body["engine"] = ENGINES[zlib.crc32(repr(body).encode()) % len(ENGINES)]
 
 
 @SCHEMA.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case: Any, fault_stack: Stack) -> None:
-    steer(case.body)
+    steer(case.body, case.path)
     response = case.call(base_url=fault_stack.url, timeout=300)
     SEEN["requests"] += 1
     SEEN["server_errors"] += response.status_code >= 500
-    SEEN["generated"] += response.status_code == 200 and case.path.endswith("completions")
+    SEEN["generated"] += response.status_code == 200 and case.path.endswith(GENERATING)
     case.validate_response(response, checks=[not_a_server_error])
 
 
