@@ -8,6 +8,9 @@ A target is written on the command line as ``[NAME=]KIND:ADDRESS[,KEY=VALUE...]`
 - ``openai:BASE_URL[,model=NAME][,KEY=VALUE...]``: streaming ``/v1/completions`` of an
   OpenAI-compatible server (our gateway, ``vllm serve``, llama-server); other keys are sent as
   extra JSON fields (a value that parses as JSON is sent parsed), e.g. ``engine=vllm``.
+- ``chat:``, ``responses:``, ``anthropic:BASE_URL`` (options as ``openai``): the gateway's
+  streaming ``/v1/chat/completions``, ``/v1/responses`` and ``/v1/messages`` with the prompt as
+  one user message, to compare the gateway's cost per token across its APIs.
 - ``llama-server:BASE_URL``: llama.cpp's native streaming ``/completion``.
 """
 
@@ -18,7 +21,8 @@ from typing import Protocol
 
 from bench.measure import RequestResult
 
-KINDS = ("grpc", "openai", "llama-server")
+KINDS = ("grpc", "openai", "chat", "responses", "anthropic", "llama-server")
+HTTP_APIS = ("openai", "chat", "responses", "anthropic")  # any option is sent as a JSON field
 
 
 class Target(Protocol):
@@ -61,7 +65,7 @@ def parse_target(text: str, index: int = 0) -> TargetSpec:
             raise ValueError(f"target {text!r}: option {pair!r} is not KEY=VALUE")
         options[key] = value
     allowed = {"engine", "model", "json"} if kind == "grpc" else {"engine", "model"}
-    if kind != "openai" and set(options) - allowed:
+    if kind not in HTTP_APIS and set(options) - allowed:
         raise ValueError(f"target {text!r}: {kind} takes only the options {', '.join(sorted(allowed))}")
     if kind == "grpc" and options.get("engine", "vllm") not in ("vllm", "llamacpp"):
         raise ValueError(f"target {text!r}: engine must be vllm or llamacpp")
@@ -79,6 +83,6 @@ def open_target(spec: TargetSpec, timeout: float) -> Target:
         )
     from bench.targets.http import LlamaServerTarget, OpenAITarget
 
-    if spec.kind == "openai":
-        return OpenAITarget(spec.name, spec.address, spec.options, timeout)
+    if spec.kind in HTTP_APIS:
+        return OpenAITarget(spec.name, spec.address, spec.options, timeout, api=spec.kind)
     return LlamaServerTarget(spec.name, spec.address, timeout)

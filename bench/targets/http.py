@@ -1,4 +1,6 @@
-"""HTTP targets: an OpenAI-compatible ``/v1/completions`` stream and llama.cpp's native ``/completion``."""
+"""HTTP targets: an OpenAI-compatible ``/v1/completions`` stream, the gateway's other generation
+APIs streamed (``/v1/chat/completions``, ``/v1/responses``, Anthropic's ``/v1/messages``) and
+llama.cpp's native ``/completion``."""
 
 from __future__ import annotations
 
@@ -78,10 +80,12 @@ Reader = Callable[[Events, Recorder, str], Awaitable[int]]
 
 
 async def read_openai(events: Events, recorder: Recorder, target: str) -> int:
-    """Mark each chunk with text; the completion tokens of the usage chunk."""
+    """Mark each chunk with text (a completion's, or a chat delta's content); the completion
+    tokens of the usage chunk."""
     usage: Mapping[str, Any] | None = None
     async for event in events:
-        if any(choice.get("text") for choice in event.get("choices") or ()):
+        choices = event.get("choices") or ()
+        if any(choice.get("text") or (choice.get("delta") or {}).get("content") for choice in choices):
             recorder.chunk()
         usage = event.get("usage") or usage
     if usage is None or "completion_tokens" not in usage:
@@ -102,8 +106,53 @@ async def read_llama_server(events: Events, recorder: Recorder, target: str) -> 
     return tokens
 
 
+async def read_responses(events: Events, recorder: Recorder, target: str) -> int:
+    """Mark each ``output_text.delta``; the output tokens of the last event's usage."""
+    tokens: int | None = None
+    async for event in events:
+        kind = event.get("type")
+        if kind == "response.output_text.delta":
+            recorder.chunk()
+        elif kind == "error":
+            raise BenchError(f"{target}: error in the stream: {event.get('message')}")
+        elif kind in ("response.completed", "response.incomplete"):
+            tokens = int(event["response"]["usage"]["output_tokens"])
+    if tokens is None:
+        raise BenchError(f"{target}: the stream ended without response.completed")
+    return tokens
+
+
+async def read_anthropic(events: Events, recorder: Recorder, target: str) -> int:
+    """Mark each ``text_delta``; the output tokens of ``message_delta``."""
+    tokens: int | None = None
+    async for event in events:
+        kind = event.get("type")
+        if kind == "content_block_delta" and event["delta"].get("type") == "text_delta":
+            recorder.chunk()
+        elif kind == "message_delta":
+            tokens = int(event["usage"]["output_tokens"])
+    if tokens is None:
+        raise BenchError(f"{target}: the stream ended without message_delta")
+    return tokens
+
+
+def _user(prompt: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": prompt}]
+
+
+# kind -> (path under /v1, the request's own fields for a prompt and a length, its reader)
+USAGE = {"stream_options": {"include_usage": True}}
+APIS: dict[str, tuple[str, Callable[[str, int], dict[str, object]], Reader]] = {
+    "openai": ("/completions", lambda p, n: {"prompt": p, "max_tokens": n, **USAGE}, read_openai),
+    "chat": ("/chat/completions", lambda p, n: {"messages": _user(p), "max_tokens": n, **USAGE}, read_openai),
+    "responses": ("/responses", lambda p, n: {"input": p, "max_output_tokens": n}, read_responses),
+    "anthropic": ("/messages", lambda p, n: {"messages": _user(p), "max_tokens": n}, read_anthropic),
+}
+
+
 class OpenAITarget(_HttpTarget):
-    """``POST {base}/v1/completions`` streaming, with usage in the last chunk."""
+    """``POST {base}/v1/completions`` streaming with usage in the last chunk, or another of the
+    generation APIs (``api``: ``chat``, ``responses``, ``anthropic``), greedy and ignore_eos."""
 
     def __init__(
         self,
@@ -112,25 +161,24 @@ class OpenAITarget(_HttpTarget):
         options: Mapping[str, str],
         timeout: float,
         transport: httpx.AsyncBaseTransport | None = None,
+        api: str = "openai",
     ) -> None:
         base = base_url.rstrip("/")
-        url = base + ("/completions" if base.endswith("/v1") else "/v1/completions")
-        super().__init__(name, url, timeout, transport)
+        path, self._fields, self._read = APIS[api]
+        super().__init__(name, base + (path if base.endswith("/v1") else "/v1" + path), timeout, transport)
         self.extra = {key: _json_value(value) for key, value in options.items() if key != "model"}
         self.model = options.get("model")
 
     async def stream(self, prompt: str, max_tokens: int) -> RequestResult:
         body: dict[str, object] = {
             **({"model": self.model} if self.model else {}),
-            "prompt": prompt,
-            "max_tokens": max_tokens,
+            **self._fields(prompt, max_tokens),
             "stream": True,
-            "stream_options": {"include_usage": True},
             "ignore_eos": True,
             "temperature": 0,
             **self.extra,
         }
-        return await self._post(body, read_openai)
+        return await self._post(body, self._read)
 
 
 class LlamaServerTarget(_HttpTarget):

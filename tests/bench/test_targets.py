@@ -109,6 +109,48 @@ async def test_openai_target_fails_loudly(body: bytes, status: int, message: str
         await target.stream("x", 1)
 
 
+@pytest.mark.parametrize(
+    ("api", "path", "events", "field"),
+    [
+        (
+            "chat",
+            "/v1/chat/completions",
+            [{"choices": [{"delta": {"content": "a"}}]}, {"choices": [], "usage": {"completion_tokens": 2}}],
+            "messages",
+        ),
+        (
+            "responses",
+            "/v1/responses",
+            [
+                {"type": "response.output_text.delta", "delta": "a"},
+                {"type": "response.incomplete", "response": {"usage": {"output_tokens": 2}}},
+            ],
+            "input",
+        ),
+        (
+            "anthropic",
+            "/v1/messages",
+            [
+                {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "a"}},
+                {"type": "message_delta", "usage": {"output_tokens": 2}},
+            ],
+            "messages",
+        ),
+    ],
+)
+async def test_the_gateways_other_apis_are_targets_too(api: str, path: str, events: list[object], field: str) -> None:
+    seen: list[httpx.Request] = []
+    opened = open_target(parse_target(f"{api}:http://gw:8080,engine=vllm"), 10)
+    assert isinstance(opened, OpenAITarget)
+    await opened.aclose()
+    target = OpenAITarget(api, "http://gw:8080", {"engine": "vllm"}, 10, transport(sse(*events), seen), api=api)
+    result = await target.stream("x", 2)
+    await target.aclose()
+    assert result.completion_tokens == 2 and len(result.chunk_times) == 1
+    sent = json.loads(seen[0].content)
+    assert str(seen[0].url) == f"http://gw:8080{path}" and field in sent and sent["engine"] == "vllm"
+
+
 async def test_llama_server_target_reads_the_native_stream() -> None:
     seen: list[httpx.Request] = []
     body = sse(
