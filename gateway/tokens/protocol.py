@@ -21,8 +21,10 @@ class TokenizeRequest(RequestBody):
 
     @model_validator(mode="after")
     def _one_input(self) -> TokenizeRequest:
-        if (self.prompt is None) == (self.messages is None):
-            raise ApiError(400, "give prompt or messages, one of them", "prompt")
+        if self.prompt is None and self.messages is None:
+            raise ApiError(400, "no input: give prompt or messages", "prompt")
+        if self.prompt is not None and self.messages is not None:
+            raise ApiError(400, "give prompt or messages, not both", "messages")
         return self
 
     def to_proto(self) -> pb.TokenizeRequest:

@@ -60,6 +60,10 @@ def test_a_responses_request_as_a_generate_request() -> None:
     assert roles(request.chat) == [("system", "sys"), ("user", "hi")]
     assert request.stopping.max_tokens == 9 and request.sampling.HasField("temperature")
     assert request.chat.tool_choice.mode == pb.TOOL_CHOICE_MODE_REQUIRED and request.chat.reasoning_effort == "high"
+    # forced calls have no text to shape: the format is for the turns after (the Agents SDK's way)
+    assert not request.HasField("response_format")
+    body = body.model_copy(update={"tool_choice": "auto"})
+    request = to_generate(body, input_messages(body))
     assert json.loads(request.response_format.json_schema.schema_json) == {"type": "object"}
 
 
