@@ -13,7 +13,7 @@ import contextlib
 import logging
 import multiprocessing
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,12 +28,13 @@ from vllm.v1.metrics.loggers import StatLoggerBase
 
 from services.engine_vllm import convert, parsing
 from services.engine_vllm.grammar import GrammarCheck
+from services.engine_vllm.processes import EngineProcesses
 from services.engine_vllm.settings import VllmSettings
 from switchyard.engine.params import ChatParams, EmbedParams, GenerationParams, TokenizeParams
 from switchyard.engine.protocol import LoadSpec, ModelInfo, Progress
 from switchyard.engine.timing import RequestClock
 from switchyard.engine.tool_calls import forced
-from switchyard.errors import FailedPrecondition, InvalidArgument, Unavailable
+from switchyard.errors import EngineError, FailedPrecondition, InvalidArgument, Unavailable
 from switchyard.runtime import tracing
 from switchyard.runtime.reaper import Reaper
 from switchyard.token_bytes import bytes_of_tokens
@@ -86,14 +87,19 @@ def _input_chars(params: GenerationParams) -> int:
 HELPERS = ("switchyard.engine.pull_worker", "switchyard.runtime.reaper", "multiprocessing.resource_tracker")
 
 
-def _children() -> dict[int, psutil.Process]:
-    """This service's descendants, but for the helper processes it starts itself."""
-    children = {}
-    for process in psutil.Process().children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            if not any(helper in " ".join(process.cmdline()) for helper in HELPERS):
-                children[process.pid] = process
-    return children
+def _belongs(process: psutil.Process) -> bool:
+    """Whether a new descendant of this service is a model's, not one of our own helpers."""
+    return not any(helper in " ".join(process.cmdline()) for helper in HELPERS)
+
+
+def _load_failure(name: str, exc: Exception, processes: EngineProcesses) -> EngineError:
+    """A load vLLM gave up on: UNAVAILABLE when a process of the engine was killed (the engine
+    failed, a retry may do), FAILED_PRECONDITION when vLLM refused the model; either way with
+    what died and the last error line of the engine's log."""
+    cause = processes.cause()
+    if processes.killed():
+        return Unavailable(f"loading {name} failed: the vLLM engine failed: {cause}")
+    return FailedPrecondition(f"loading {name} failed: {type(exc).__name__}: {exc}" + (f"; {cause}" if cause else ""))
 
 
 def _join_spawned(pids: set[int], timeout_s: float) -> None:
@@ -148,25 +154,24 @@ class VllmAdapter:
         )
 
     async def launch(self, spec: LoadSpec, progress: Progress) -> VllmModel:
-        """Build the engine; its processes are the children that appeared meanwhile (loads run
-        one at a time, and the service's own helpers are told apart)."""
+        """Build the engine; its processes are the ones that appeared meanwhile (loads run one
+        at a time, and the service's own helpers are told apart)."""
         progress(0.1, "building the vLLM engine")
         figures = SchedulerFigures()
-        before = await asyncio.to_thread(_children)
+        processes = EngineProcesses(spec.name, _belongs)
         try:
-            engine = await asyncio.to_thread(
-                AsyncLLM.from_engine_args, spec.launch, stat_loggers=[figures.logger_factory]
+            engine = await processes.build(
+                lambda: AsyncLLM.from_engine_args(spec.launch, stat_loggers=[figures.logger_factory])
             )
         except Exception as exc:  # vLLM raises many types for a model it cannot load
             logger.exception("vLLM failed to load %s", spec.path)
-            after = await asyncio.to_thread(_children)
-            await asyncio.to_thread(_kill, [p for pid, p in after.items() if pid not in before])
-            raise FailedPrecondition(f"loading {spec.name} failed: {type(exc).__name__}: {exc}") from exc
+            error = _load_failure(spec.name, exc, processes)  # before the rest is killed
+            await asyncio.to_thread(_kill, processes.processes())
+            await asyncio.to_thread(processes.close, 5.0)
+            raise error from exc
         try:
-            after = await asyncio.to_thread(_children)
-            processes = [p for pid, p in after.items() if pid not in before]
             if self.reaper is not None:
-                self.reaper.watch(p.pid for p in processes)
+                self.reaper.watch(p.pid for p in processes.processes())
         except BaseException:
             await asyncio.to_thread(engine.shutdown)
             raise
@@ -183,7 +188,7 @@ class VllmModel:
     def __init__(
         self,
         engine: AsyncLLM,
-        processes: list[psutil.Process],
+        processes: EngineProcesses,
         figures: SchedulerFigures,
         device: str,
         poll_s: float,
@@ -203,7 +208,7 @@ class VllmModel:
         self._token_bytes: Callable[[int], bytes] = lambda token_id: b""
 
     def processes(self) -> list[psutil.Process]:
-        return [p for p in self._processes if p.is_running()]
+        return self._processes.processes()
 
     async def ready(self, progress: Progress) -> ModelInfo:
         tokenizer = self.engine.get_tokenizer()
@@ -224,22 +229,52 @@ class VllmModel:
             convert.STRUCTURED_OUTPUTS.disable_additional_properties,
         )
         progress(0.9, "warming up")
-        # One short request, so the first user's request does not pay for lazy kernel setup
-        # (about 20 s on CPU here).
-        ids = tokenizer.encode("Hello")
+        try:
+            await self._unless_dead(self._warm_up(tokenizer.encode("Hello")))
+        except Exception as exc:  # the first run of the kernels: where a worker dies, it is here
+            if not self._dead():
+                raise
+            cause = await self._processes.settled_cause() or str(self.engine.dead_error)
+            raise Unavailable(f"loading failed: the vLLM engine failed while warming up: {cause}") from exc
+        self._figures.latest = None
+        return self._info
+
+    def _dead(self) -> bool:
+        return bool(self.engine.errored) or self._processes.died()
+
+    async def _unless_dead(self, work: Coroutine[Any, Any, None]) -> None:
+        """``work``, given up once the engine has died: a request in flight when the engine core
+        dies can otherwise wait for ever (vLLM's process monitor may shut the client down
+        before the death message from the engine core is read)."""
+        task = asyncio.ensure_future(work)
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=self._poll_s)
+                if not task.done() and self._dead():
+                    raise Unavailable(f"the vLLM engine failed: {self.engine.dead_error}")
+            task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=5.0)  # vLLM's own abort of the request, if it can
+                if task.done() and not task.cancelled():
+                    task.exception()  # seen: its failure is the engine's, reported by the caller
+
+    async def _warm_up(self, ids: list[int]) -> None:
+        """One short request, so the first user's request does not pay for lazy kernel setup
+        (about 20 s on CPU here)."""
         if self.embeds:
             await self._encode(ids, "switchyard-warm-up")
         else:
             sampling = SamplingParams(max_tokens=2, ignore_eos=True, temperature=0.0)
             async for _ in self.engine.generate({"prompt_token_ids": ids}, sampling, "switchyard-warm-up"):
                 pass
-        self._figures.latest = None
-        return self._info
 
     async def failed(self) -> str:
-        while not self.engine.errored:  # noqa: ASYNC110 (vLLM offers no event for its death)
+        while not self._dead():  # noqa: ASYNC110 (vLLM offers no event for its death)
             await asyncio.sleep(self._poll_s)
-        return f"vLLM engine died: {self.engine.dead_error}"
+        cause = await self._processes.settled_cause()
+        return f"the vLLM engine failed: {cause or self.engine.dead_error}"
 
     def engine_metrics(self) -> list[Metric]:
         return []  # vLLM's PrometheusStatLogger registers its vllm: families in this process
@@ -262,13 +297,14 @@ class VllmModel:
         if self._in_flight:
             await self.engine.abort(list(self._in_flight))
         await asyncio.to_thread(self.engine.shutdown)
-        await asyncio.to_thread(_join_spawned, {p.pid for p in self._processes}, 10.0)
+        await asyncio.to_thread(_join_spawned, {p.pid for p in self._processes.watch.processes()}, 10.0)
+        await asyncio.to_thread(self._processes.close, 5.0)
 
     # --- inference ------------------------------------------------------------------------
 
     def _check_alive(self) -> None:
         if self.engine.errored:
-            raise Unavailable(f"the vLLM engine died: {self.engine.dead_error}")
+            raise Unavailable(f"the vLLM engine failed: {self._processes.cause() or self.engine.dead_error}")
 
     def _chat_ids(self, chat: ChatParams) -> list[int]:
         """The model's own chat template, tokenized as the template says (BOS included)."""

@@ -3,6 +3,8 @@ one process without leaking memory, threads or file descriptors."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +17,7 @@ import pytest
 from switchyard.v1 import control_pb2
 from switchyard.v1 import inference_pb2 as pb
 from tests.conformance.engines import VLLM, VLLM_AVAILABLE, assert_runs_of, load_request, tokens_per_message
-from tests.helpers import ServiceProcess
+from tests.helpers import ServiceProcess, wait_until
 
 pytestmark = pytest.mark.skipif(not VLLM_AVAILABLE, reason="vLLM is not installed (make test installs it)")
 
@@ -147,3 +149,23 @@ def test_a_huge_prompt_is_refused_before_it_is_tokenized(service: ServiceProcess
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "cannot fit" in (info.value.details() or "")
     print(f"an 8 MiB prompt refused in {time.monotonic() - started:.2f}s")
     assert service.control.GetStatus(control_pb2.GetStatusRequest(), timeout=60).statuses
+
+
+def test_an_engine_process_killed_during_a_load_is_named_with_its_signal(service: ServiceProcess) -> None:
+    """What issue 27 saw: a worker killed by SIGILL while the model warmed up answered a generic
+    internal error. The load now names the process and the signal, and the status says it."""
+    earlier = set(VLLM.engine_children(service))  # the loaded model's, going as this load evicts it
+    loading = ThreadPoolExecutor(1).submit(
+        lambda: list(service.control.LoadModel(load_request(VLLM, served_model_name="doomed"), timeout=300))
+    )
+    victims = wait_until(
+        lambda: [pid for pid in VLLM.engine_children(service) if pid not in earlier], 240, "the new engine's processes"
+    )
+    os.kill(victims[-1], signal.SIGILL)
+    with pytest.raises(grpc.RpcError) as info:
+        loading.result(timeout=300)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value.details()
+    assert "SIGILL" in (info.value.details() or "")
+    status = service.control.GetStatus(control_pb2.GetStatusRequest(), timeout=10).statuses[0]
+    assert status.state == control_pb2.MODEL_STATE_ERROR and "SIGILL" in status.error
+    wait_until(lambda: VLLM.engine_children(service) == [], 60, "the rest of the engine to be stopped")
