@@ -11,11 +11,15 @@ from pathlib import Path
 import pytest
 
 from switchyard.demo_model import make_demo_model
-from tests.helpers import REPORTS, ROOT
+from tests.helpers import REPORTS, ROOT, close_openai_clients
 from tests.openai_conformance import install as install_conformance_checks
 
 DEMO_NAME = "switchyard-demo"
 SECOND = "switchyard-demo-b"  # a second demo model: another seed, other weights
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    close_openai_clients()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import grpc
 import httpx
+import openai
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -25,6 +26,22 @@ from switchyard.v1 import control_pb2_grpc, inference_pb2_grpc
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
+_OPENAI_CLIENTS: dict[tuple[str, float], openai.OpenAI] = {}
+
+
+def openai_client(base_url: str, timeout: float) -> openai.OpenAI:
+    """One SDK client per address for the whole run, closed at its end (tests/conftest.py): a
+    client made per call and left to the garbage collector leaves its pooled sockets to it, and
+    the ResourceWarning then fails whichever test happens to run when it is collected."""
+    key = (base_url, timeout)
+    if key not in _OPENAI_CLIENTS:
+        _OPENAI_CLIENTS[key] = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=timeout)
+    return _OPENAI_CLIENTS[key]
+
+
+def close_openai_clients() -> None:
+    while _OPENAI_CLIENTS:
+        _OPENAI_CLIENTS.popitem()[1].close()
 
 
 def wait_until(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:

@@ -15,13 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import openai
 import pytest
 
 from switchyard.runtime.net import free_port
 from tests.containers.conftest import FIGURES
 from tests.containers.podman import ENV, Built, podman
-from tests.helpers import ROOT, wait_until
+from tests.helpers import ROOT, openai_client, wait_until
 
 # Each test's own body; the image builds (the `images` fixture) have limits of their own
 # (podman.BUILD_LIMITS_S), and so do the waits of the module's fixtures.
@@ -137,7 +136,7 @@ def test_stack_serves_the_seed_api_and_the_openai_sdk_on_both_engines(stack: Com
     assert {status[e]["status"] for e in LOADS} == {"loaded"}, status
     assert httpx.get(f"{stack.url}/ready", timeout=10).status_code == 200
 
-    client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="unused", max_retries=0, timeout=120)
+    client = openai_client(f"{stack.url}/v1", 120)
     for engine, load in LOADS.items():
         # The README's seed example, then the SDK: a chat completion, streamed.
         body = {"prompt": "こんにちは", "engine": engine, "max_tokens": 16, "temperature": 0.7, "top_p": 0.95}

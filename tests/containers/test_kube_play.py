@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import openai
 import pytest
 import yaml
 
 from switchyard.runtime.net import free_port
 from tests.containers.conftest import FIGURES
 from tests.containers.podman import Built, podman
-from tests.helpers import ROOT, wait_until
+from tests.helpers import ROOT, openai_client, wait_until
 
 # Each test's own body; the image builds (the `images` fixture) have limits of their own
 # (podman.BUILD_LIMITS_S), and so do the waits of the module's fixtures.
@@ -137,7 +136,7 @@ def test_the_cpu_overlay_serves_under_podman_kube_play(kube: KubePlay, models_vo
     load = {"engine": "llamacpp", "model_path": "switchyard-demo.gguf", "served_model_name": "demo"}
     answer = httpx.post(f"{url}/v1/models/load", json=load, timeout=300)
     assert answer.status_code == 200, answer.text
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=120)
+    client = openai_client(f"{url}/v1", 120)
     completion = client.completions.create(model="demo", prompt="hi", max_tokens=4)
     assert completion.usage is not None and completion.usage.completion_tokens > 0
     seconds = time.monotonic() - start

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conformance.engines import VLLM_AVAILABLE
 from tests.e2e.conftest import E2E_ENGINES, Stack, load_body, start_stack, stop_stack
-from tests.helpers import until
+from tests.helpers import openai_client, until
 
 NAMES = {e.name: f"embed-{e.name}" for e in E2E_ENGINES}
 TEXTS = ["こんにちは、世界", "The weather in Paris is sunny.", "東京の天気", "a", "switchyard " * 40]
@@ -37,7 +37,7 @@ def embed_stack(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def client(stack: Stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{stack.url}/v1", api_key="unused", max_retries=0, timeout=300)
+    return openai_client(f"{stack.url}/v1", 300)
 
 
 def cosine(a: list[float], b: list[float]) -> float:

@@ -21,7 +21,7 @@ from langchain_openai import ChatOpenAI
 
 from tests.conformance.engines import VLLM
 from tests.e2e.conftest import E2E_ENGINES, load_body, start_stack, stop_stack
-from tests.helpers import ServiceProcess
+from tests.helpers import ServiceProcess, openai_client
 
 DEMO = "switchyard-demo"  # the name make up serves the demo model under, on both engines
 ORDERS = {"llamacpp": "llamacpp,vllm", "vllm": "vllm,llamacpp"}
@@ -71,7 +71,7 @@ def up_like(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 def sdk(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=300)
+    return openai_client(f"{url}/v1", 300)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import SECOND
 from tests.e2e.conftest import E2E_ENGINES, Stack, start_stack, stop_stack
+from tests.helpers import openai_client
 
 ENGINE_NAMES = [e.name for e in E2E_ENGINES]
 ENGINE_ARGS = {
@@ -37,7 +38,7 @@ def catalogue_stack(two_model_root: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 def client(stack: Stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{stack.url}/v1", api_key="unused", max_retries=0, timeout=600)
+    return openai_client(f"{stack.url}/v1", 600)
 
 
 def listed(stack: Stack) -> dict[tuple[str, str], dict[str, object]]:

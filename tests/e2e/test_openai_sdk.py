@@ -6,12 +6,13 @@ import openai
 import pytest
 
 from tests.e2e.conftest import E2E_ENGINES, SERVED, Stack
+from tests.helpers import openai_client
 
 ENGINE_NAMES = [e.name for e in E2E_ENGINES]
 
 
 def client(stack: Stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{stack.url}/v1", api_key="unused", max_retries=0, timeout=120)
+    return openai_client(f"{stack.url}/v1", 120)
 
 
 def async_client(stack: Stack) -> openai.AsyncOpenAI:

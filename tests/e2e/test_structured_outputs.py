@@ -23,6 +23,7 @@ from langchain_openai import ChatOpenAI
 from langchain_openai import OpenAI as LangChainOpenAI
 
 from tests.e2e.conftest import E2E_ENGINES, SERVED, Stack
+from tests.helpers import openai_client
 
 ENGINE_NAMES = [e.name for e in E2E_ENGINES]
 SEEDS = range(20)
@@ -63,7 +64,7 @@ class Person(pydantic.BaseModel):
 
 
 def client(stack: Stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{stack.url}/v1", api_key="unused", max_retries=0, timeout=120)
+    return openai_client(f"{stack.url}/v1", 120)
 
 
 def validate_calls(calls: Any) -> None:  # openai's tool call types
