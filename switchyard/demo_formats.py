@@ -209,6 +209,9 @@ class ChatFormat:
     # a plain greedy request gives the engines' parsers a real answer in the format to read;
     # each text must be one token (the longer ones are markers).
     script: tuple[tuple[str, str], ...] = ()
+    # The same as one run: after the token of the first text, the tokens of the second in turn
+    # (for a vocabulary that spells the answer in many tokens; each may come once only).
+    script_run: tuple[str, str] | None = None
 
     @property
     def named_specials(self) -> list[str]:
@@ -269,7 +272,17 @@ HARMONY = ChatFormat(
     template=HARMONY_TEMPLATE,
 )
 # The same format over gpt-oss's own vocabulary, where the named tokens sit at their o200k ids.
-HARMONY_O200K = replace(HARMONY, key="harmony-o200k", o200k=True)
+# Its script calls get_weather in harmony's commentary channel (no analysis first: a scripted
+# token has one successor, and analysis then commentary would repeat <|channel|>).
+HARMONY_O200K = replace(
+    HARMONY,
+    key="harmony-o200k",
+    o200k=True,
+    script_run=(
+        "assistant",
+        '<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city": "Paris"}<|call|>',
+    ),
+)
 MISTRAL_TOKENS = (
     "<s>", "</s>", "[INST]", "[/INST]", "[TOOL_CALLS]",
     "[AVAILABLE_TOOLS]", "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]",

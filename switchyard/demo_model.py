@@ -15,6 +15,7 @@ Usage: ``python -m switchyard.demo_model --out DIR [--variant V] [--seed N] [--n
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -104,7 +105,7 @@ class DemoConfig:
 
 def demo_config(fmt: ChatFormat, vocab_size: int) -> DemoConfig:
     """The base shape, or for the o200k vocabulary a narrower one (its embedding is most of the
-    model: 201088 x 64 float32 is 51 MB, and it is tied to the output, so it is stored once)."""
+    model: 201088 x 64 float32 is 51 MB; tied to the output unless the variant is scripted)."""
     if fmt.o200k:
         return DemoConfig(vocab_size=vocab_size, hidden_size=64, num_heads=2, intermediate_size=128)
     return DemoConfig(vocab_size=vocab_size)
@@ -147,6 +148,12 @@ def quiet_ids(fmt: ChatFormat, tok: Tokenizer) -> list[int]:
 def script_ids(fmt: ChatFormat, tok: Tokenizer) -> list[tuple[int, int]]:
     """The variant's scripted steps as token ids; each text must be exactly one token."""
     steps = []
+    if fmt.script_run is not None:
+        after, text = fmt.script_run
+        run = [*tok.encode(after, add_special_tokens=False).ids[-1:], *tok.encode(text, add_special_tokens=False).ids]
+        if len(set(run[:-1])) != len(run) - 1:
+            raise ValueError(f"the scripted run {text!r} repeats a token: a token may have one successor only")
+        steps += list(itertools.pairwise(run))
     for source, target in fmt.script:
         ids = [tok.encode(text, add_special_tokens=False).ids for text in (source, target)]
         if any(len(each) != 1 for each in ids):
@@ -388,14 +395,16 @@ def make_demo_model(
         "seed": seed,
         "format": FORMAT_VERSION,
         "variant": None if variant == BASE else variant,
-        "script": SCRIPT_VERSION if fmt.script else None,
+        "script": SCRIPT_VERSION if fmt.script or fmt.script_run else None,
     }
     if not force and _is_current(folder, gguf_path, want):
         return folder, gguf_path
     out.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer(variant)
     cfg = demo_config(fmt, tok.get_vocab_size())
-    weights = init_weights(cfg, seed, quiet_ids(fmt, tok), tied=fmt.o200k, script=script_ids(fmt, tok))
+    script = script_ids(fmt, tok)
+    # a scripted token's row is its source signal in, its target's out: tied, one row cannot be both
+    weights = init_weights(cfg, seed, quiet_ids(fmt, tok), tied=fmt.o200k and not script, script=script)
     marker = {k: v for k, v in want.items() if v is not None}
     with tempfile.TemporaryDirectory(dir=out, prefix=f".{name}-") as tmp:
         write_hf(Path(tmp) / name, cfg, tok, weights, fmt)

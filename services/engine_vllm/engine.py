@@ -338,11 +338,14 @@ class VllmModel:
         timing = RequestClock()
         self._check_alive()
         assert self._info is not None
-        ids = await self._off_loop(_input_chars(params), lambda: self._prompt_ids(params))
+        parser = self._parser_for(params)
+        if parser is not None and parser.prompt is not None:
+            ids = parser.prompt  # its format renders the prompt (harmony), not the HF template
+        else:
+            ids = await self._off_loop(_input_chars(params), lambda: self._prompt_ids(params))
         sampling = convert.sampling_params(params, len(ids), self._info.max_model_len)
         if params.constraint is not None and self._grammar is not None:
             await self._grammar.check(params.constraint)
-        parser = self._parser_for(params)
         if parser is not None:
             sampling.skip_special_tokens = parser.skip_special_tokens
         output_ids: list[int] = []

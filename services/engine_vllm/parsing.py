@@ -6,6 +6,11 @@ picks them by flag. Here a load names them (``tool_parser``, ``reasoning_parser`
 them to ``auto``: vLLM has no detection of its own, so ``auto`` reads the markers the model's
 chat template teaches (the table below, from the parsers' own markers). One parser object per
 request, fed each output delta (text and token ids) as vLLM's server feeds it.
+
+gpt-oss speaks harmony, which vLLM reads off token ids with openai_harmony's own parser (its
+gpt-oss tool and reasoning parsers only work inside it) and renders with harmony's renderer,
+not the HF template: a model whose config says gpt_oss, or whose template uses ``<|channel|>``
+over gpt-oss's vocabulary (o200k_harmony, where ``<|channel|>`` is id 200005), gets both.
 """
 
 from __future__ import annotations
@@ -15,6 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+from vllm.entrypoints.openai.parser.harmony_utils import (
+    build_harmony_preamble,
+    extract_instructions_from_messages,
+    parse_chat_inputs_to_harmony_messages,
+    render_for_completion,
+)
 from vllm.parser.parser_manager import ParserManager
 from vllm.reasoning import ReasoningParserManager
 from vllm.tool_parsers import ToolParserManager
@@ -65,6 +76,17 @@ def check_names(request: control_pb2.LoadModelRequest) -> None:
             raise InvalidArgument(f"{field} {name[:40]!r} is not one of vLLM's: auto, none, {', '.join(known)}")
 
 
+HARMONY_CHANNEL_ID = 200005  # <|channel|> in o200k_harmony
+
+
+def is_harmony(tokenizer: Any, model_config: Any) -> bool:
+    """Whether a model speaks harmony over gpt-oss's vocabulary (see the module)."""
+    if getattr(getattr(model_config, "hf_config", None), "model_type", "") == "gpt_oss":
+        return True
+    template = str(getattr(tokenizer, "chat_template", None) or "")
+    return "<|channel|>" in template and tokenizer.convert_tokens_to_ids("<|channel|>") == HARMONY_CHANNEL_ID
+
+
 @dataclass
 class ChatParsing:
     """The parsers chosen for one model, and what each request's parser is made from."""
@@ -74,10 +96,16 @@ class ChatParsing:
     model_config: Any
     tool_parser: str
     reasoning_parser: str
+    harmony: bool = False  # rendered and read by vLLM's harmony path
 
     @classmethod
     def for_model(cls, tokenizer: Any, model_config: Any, request: control_pb2.LoadModelRequest) -> ChatParsing | None:
         """The parsers a load asked for (or that its template points at); None when none."""
+        if is_harmony(tokenizer, model_config) and "none" not in (request.tool_parser, request.reasoning_parser):
+            parser_cls = ParserManager.get_parser(
+                "openai", "openai_gptoss", enable_auto_tools=True, is_harmony=True, tokenizer=tokenizer
+            )
+            return cls(parser_cls, tokenizer, model_config, "openai", "openai_gptoss", harmony=True)
         auto_tools, auto_reasoning = from_template(str(getattr(tokenizer, "chat_template", None) or ""))
         tools = _chosen(request.tool_parser, auto_tools)
         reasoning = _chosen(request.reasoning_parser, auto_reasoning)
@@ -110,7 +138,24 @@ class ChatParsing:
             model_config=self.model_config,
         )
         request = parser.adjust_request(request)
-        return RequestParsing(parser, request, chat.include_reasoning)
+        prompt = harmony_prompt(request, chat) if self.harmony else None
+        return RequestParsing(parser, request, chat.include_reasoning, prompt)
+
+
+def harmony_prompt(request: ChatCompletionRequest, chat: ChatParams) -> list[int]:
+    """A chat as harmony renders it for gpt-oss: instructions, tools and reasoning effort in its
+    system and developer messages, earlier turns as harmony messages (vLLM's own helpers)."""
+    effort = chat.reasoning_effort or None
+    if effort not in (None, "low", "medium", "high"):
+        raise InvalidArgument(f"reasoning_effort {effort!r}: a gpt-oss model takes low, medium or high")
+    instructions, messages = extract_instructions_from_messages(list(request.messages))
+    preamble = build_harmony_preamble(
+        instructions=instructions,
+        tools=request.tools if chat.plan.mode == "auto" else None,
+        reasoning_effort=effort,
+        with_custom_tools=bool(request.tools),
+    )
+    return [int(t) for t in render_for_completion([*preamble, *parse_chat_inputs_to_harmony_messages(messages)])]
 
 
 def _chosen(asked: str, auto: str | None) -> str | None:
@@ -122,9 +167,12 @@ def _chosen(asked: str, auto: str | None) -> str | None:
 class RequestParsing:
     """One request's parser: vLLM's output deltas in, the contract's deltas out."""
 
-    def __init__(self, parser: Any, request: ChatCompletionRequest, include_reasoning: bool) -> None:
+    def __init__(
+        self, parser: Any, request: ChatCompletionRequest, include_reasoning: bool, prompt: list[int] | None = None
+    ) -> None:
         self.parser = parser
         self.request = request
+        self.prompt = prompt  # the prompt's ids when the parser's format renders it (harmony)
         self.include_reasoning = include_reasoning
         self.skip_special_tokens = bool(request.skip_special_tokens)  # markers must reach the parser
         self._ids: dict[int, str] = {}

@@ -1,5 +1,6 @@
 """A stack whose model roots hold the demo model's chat-format variants (switchyard/demo_formats.py):
-Qwen3-style thinking with Hermes tools, Mistral tools and gpt-oss harmony, loaded on demand."""
+Qwen3-style thinking with Hermes tools, Mistral tools and gpt-oss harmony (over a small vocabulary,
+and over gpt-oss's own o200k_harmony), loaded on demand."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import pytest
 from switchyard.demo_model import make_demo_model
 from tests.e2e.conftest import Stack, start_stack, stop_stack
 
-VARIANTS = ("qwen3", "mistral", "harmony")
+VARIANTS = ("qwen3", "mistral", "harmony", "harmony-o200k")
 ENGINE_ARGS = {
-    "llamacpp": ["--max-models", "3"],
-    "vllm": ["--max-models", "2", "--default-dtype", "float32", "--cpu-kv-cache-bytes", str(64 * 1024**2)],
+    "llamacpp": ["--max-models", "4"],
+    "vllm": ["--max-models", "3", "--default-dtype", "float32", "--cpu-kv-cache-bytes", str(64 * 1024**2)],
 }
 
 

@@ -17,6 +17,7 @@ from langchain_openai import ChatOpenAI
 from switchyard.demo_formats import ANSWER, THOUGHT
 from tests.e2e.conftest import E2E_ENGINES, Stack
 from tests.formats.conftest import served
+from tests.helpers import openai_client
 
 ENGINES = [e.name for e in E2E_ENGINES]
 ASK: Any = [{"role": "user", "content": "What is the weather in Paris?"}]
@@ -32,7 +33,7 @@ CALL = ("get_weather", {"city": "Paris"})
 
 
 def client(stack: Stack) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{stack.url}/v1", api_key="unused", max_retries=0, timeout=600)
+    return openai_client(f"{stack.url}/v1", 600)
 
 
 def ask(stack: Stack, variant: str, engine: str, extra: dict[str, Any] | None = None, **kwargs: Any) -> Any:
@@ -167,10 +168,23 @@ def test_reasoning_sent_back_goes_through_the_template(formats_stack: Stack, eng
     assert with_it.usage.prompt_tokens > without.usage.prompt_tokens
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_gpt_oss_style_model_calls_through_each_engines_harmony_path(formats_stack: Stack, engine: str) -> None:
+    """Over gpt-oss's own vocabulary: llama-server's gpt-oss parser; vLLM's harmony path (its
+    renderer for the prompt, openai_harmony's parser for the output). Both read the scripted
+    call in the commentary channel."""
+    whole = ask(formats_stack, "harmony-o200k", engine, tools=[WEATHER])
+    message = whole.choices[0].message
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls or []] == [CALL]
+    assert not message.content and whole.choices[0].finish_reason == "tool_calls"
+    stream = streamed(formats_stack, "harmony-o200k", engine, tools=[WEATHER])
+    assert (stream["calls"], stream["finish"]) == ([CALL], "tool_calls")
+
+
 def test_a_harmony_model_calls_through_llama_servers_gpt_oss_parser(formats_stack: Stack) -> None:
-    """gpt-oss's harmony format on llama.cpp: llama-server's own gpt-oss parser reads the call a
-    bias steers the model into (' to' starts a recipient, <|message|> its arguments). vLLM's
-    harmony path needs gpt-oss's own vocabulary and renderer (not run: see the README)."""
+    """gpt-oss's harmony format over a small vocabulary, on llama.cpp: llama-server's own gpt-oss
+    parser reads the call a bias steers the model into (' to' starts a recipient, <|message|> its
+    arguments). vLLM's harmony path reads gpt-oss's own vocabulary only (the test above)."""
     bias = {"352": 100, "7": 80}
     paris: Any = json.loads(json.dumps(WEATHER))
     paris["function"]["parameters"]["properties"]["city"]["enum"] = ["Paris"]  # the grammar then writes it whole
