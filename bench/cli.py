@@ -45,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         metavar="[NAME=]KIND:ADDRESS[,KEY=VALUE...]",
-        help="grpc:HOST:PORT[,engine=vllm|llamacpp][,model=M] | openai:BASE_URL[,model=M][,FIELD=VALUE...] | "
-        "llama-server:BASE_URL; repeat for a comparison",
+        help="grpc:HOST:PORT[,engine=vllm|llamacpp][,model=M] | openai:BASE_URL[,model=M][,FIELD=VALUE...] "
+        "(chat:, responses:, anthropic: the same for the gateway's other APIs) | llama-server:BASE_URL; "
+        "repeat for a comparison",
     )
     parser.add_argument("--lengths", type=int_list, default="64,128,256,512,1024", help="single-stream lengths")
     parser.add_argument("--concurrency", type=int_list, default="4,8,16,32,64", help="parallel stream counts")
