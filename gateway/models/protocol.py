@@ -38,8 +38,11 @@ class LoadRequest(RequestBody):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    model_path: str
-    engine: EngineName
+    model_path: str | None = Field(None, description="a path under the model roots, or hf:ORG/REPO[:QUANT]")
+    model: str | None = Field(
+        None, max_length=256, description="instead of model_path: a name /v1/models lists as available"
+    )
+    engine: EngineName | None = Field(None, description="required with model_path; with model, default by engine order")
     served_model_name: str | None = None
     aliases: list[str] = Field(default_factory=list, max_length=16, description="more names the model answers to")
     keep_alive_s: float | None = Field(
@@ -74,15 +77,27 @@ class LoadRequest(RequestBody):
 
     @model_validator(mode="after")
     def _options_of_its_engine(self) -> LoadRequest:
-        """Options given that belong to the other engine are refused, naming them."""
-        vllm = self.engine == "vllm"
-        other = [*LLAMACPP_FIELDS, "flash_attn"] if vllm else [*VLLM_FIELDS, "trust_remote_code"]
-        misplaced = [name for name in other if getattr(self, name) not in (None, False)]
+        """One of model_path and model; options given that belong to another engine than the
+        one named are refused, naming them (with no engine named, engine options need one)."""
+        if (self.model_path is None) == (self.model is None):
+            raise ApiError(400, "give model_path or model, one of them", "model_path")
+        if self.model_path is not None and self.engine is None:
+            raise ApiError(400, "engine is required with model_path", "engine")
+        options = {
+            "vllm": [*VLLM_FIELDS, "trust_remote_code"],
+            "llamacpp": [*LLAMACPP_FIELDS, "flash_attn"],
+        }
+        given = [name for engine, names in options.items() if engine != self.engine for name in names]
+        misplaced = [name for name in given if getattr(self, name) not in (None, False)]
         if misplaced:
-            raise ApiError(400, f"options {', '.join(misplaced)} do not apply to {self.engine}", misplaced[0])
+            where = f"to {self.engine}" if self.engine else "without engine"
+            raise ApiError(400, f"options {', '.join(misplaced)} do not apply {where}", misplaced[0])
         return self
 
     def to_proto(self) -> control_pb2.LoadModelRequest:
+        """The control request; a load by ``model`` is resolved to a path and engine first
+        (ModelServing.load)."""
+        assert self.model_path is not None and self.engine is not None
         request = control_pb2.LoadModelRequest(
             engine=engine_kind(self.engine),
             model_path=self.model_path,

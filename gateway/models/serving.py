@@ -17,7 +17,7 @@ from gateway.models.catalogue import model_list
 from gateway.models.protocol import LoadRequest, PullRequest, UnloadRequest
 from gateway.models.status import pull_json, seed_status
 from gateway.streaming import Calls, sse_bytes, sse_response
-from switchyard.engines import ENGINE_NAMES
+from switchyard.engines import DEFAULT_ORDER, ENGINE_NAMES
 from switchyard.hub_names import HF_PREFIX, canonical
 from switchyard.v1 import control_pb2
 
@@ -39,7 +39,28 @@ class ModelServing(Serving):
         answer = await self.connection.control.GetStatus(control_pb2.GetStatusRequest(), timeout=10)
         return seed_status(list(answer.statuses))
 
+    async def resolved(self, body: LoadRequest) -> LoadRequest:
+        """A load by ``model``: the path and engine of the model roots' entry of that name (on
+        the engine named, else the first by the default engine order), served under the name."""
+        if body.model is None:
+            return body
+        listing = await self.connection.control.ListModels(control_pb2.ListModelsRequest(), timeout=30)
+        found = [
+            entry
+            for entry in listing.models
+            if entry.name == body.model and (body.engine is None or ENGINE_NAMES.get(entry.engine) == body.engine)
+        ]
+        if not found:
+            where = f" for {body.engine}" if body.engine else ""
+            raise ApiError(404, f"model {body.model[:80]!r} is not under the model roots{where}", "model")
+        entry = min(found, key=lambda e: DEFAULT_ORDER.index(e.engine) if e.engine in DEFAULT_ORDER else 99)
+        update = {"model_path": entry.path, "engine": ENGINE_NAMES[entry.engine]}
+        resolved = body.model_copy(update={**update, "served_model_name": body.served_model_name or body.model})
+        return LoadRequest.model_validate(resolved.model_dump(exclude={"model"}))
+
     async def load(self, body: LoadRequest) -> dict[str, Any]:
+        body = await self.resolved(body)
+        assert body.model_path is not None
         last = None
         replicas: set[str] = set()
         connection = self.connection
@@ -106,6 +127,7 @@ async def _progress_events(calls: Calls[control_pb2.PullModelResponse]) -> Async
 def _the_loaded(status: control_pb2.EngineStatus, body: LoadRequest) -> control_pb2.ModelStatus | None:
     """The model a load loaded, out of everything its engine holds: by the name asked for, or
     by its path (the status's ``model`` is the most recent request's model, maybe another)."""
+    assert body.model_path is not None
     wanted = body.served_model_name or canonical(body.model_path)
     path = body.model_path.removeprefix(HF_PREFIX)
     for model in status.models:

@@ -51,6 +51,20 @@ def test_load_request_maps_each_engines_options() -> None:
         LoadRequest(model_path="m", engine="llamacpp", dtype="x")
 
 
+def test_a_load_names_a_path_with_its_engine_or_a_listed_model() -> None:
+    assert LoadRequest(model="switchyard-demo").engine is None  # resolved against the model roots
+    assert LoadRequest(model="m", engine="vllm", dtype="float32").dtype == "float32"
+    for body, param in (
+        ({}, "model_path"),
+        ({"model": "m", "model_path": "m"}, "model_path"),
+        ({"model_path": "m"}, "engine"),
+        ({"model": "m", "ctx_size": 8}, "ctx_size"),
+    ):
+        with pytest.raises(ApiError) as info:
+            LoadRequest.model_validate(body)
+        assert info.value.param == param, body
+
+
 def status(engine: int, state: int, model: str = "", backend: str = "b", **kw: object) -> control_pb2.EngineStatus:
     return control_pb2.EngineStatus(engine=engine, state=state, model=model, backend=backend, **kw)  # type: ignore[arg-type]
 
