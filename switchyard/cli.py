@@ -1,4 +1,6 @@
-"""The ``switchyard`` command: ``switchyard up`` runs the whole stack on one machine."""
+"""The ``switchyard`` command: ``switchyard up`` runs the whole stack on one machine; ``pull``
+fetches a model into it; ``ps``, ``ls``, ``load``, ``unload`` and ``run`` talk to the running
+stack through its HTTP API (switchyard/stack_client.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Any
 import grpc
 from tqdm import tqdm
 
+from switchyard import stack_client
 from switchyard.demo_model import make_demo_model
 from switchyard.engines import ENGINES_BY_NAME
 from switchyard.hub_names import HF_PREFIX, default_engine
@@ -77,6 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     pull.add_argument("--router", default="127.0.0.1:50051", help="the router's gRPC address")
     pull.add_argument("--log-level", default="WARNING")
     pull.add_argument("--service-token-file", type=Path, default=os.environ.get(TOKEN_ENV) or None)
+    stack_client.add_arguments(commands)
     return parser.parse_args(argv)
 
 
@@ -235,6 +239,8 @@ async def pull(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     configure_logging(args.log_level, "text", "switchyard")
+    if args.command in stack_client.VERBS:
+        sys.exit(stack_client.main(args))
     sys.exit(asyncio.run(up(args) if args.command == "up" else pull(args)))
 
 
