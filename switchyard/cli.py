@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from switchyard import stack_client
 from switchyard.demo_model import make_demo_model
+from switchyard.engine.presets import PresetError, PresetFile
 from switchyard.engines import ENGINES_BY_NAME
 from switchyard.hub_names import HF_PREFIX, default_engine
 from switchyard.llama_build import ensure_llama_server
@@ -57,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     up.add_argument("--max-models", type=int, default=1, help="models each engine holds at once (LRU eviction)")
     up.add_argument("--no-autoload", action="store_true", help="do not load a requested model on demand")
+    up.add_argument(
+        "--models-file",
+        type=Path,
+        default=os.environ.get("SWITCHYARD_MODELS_FILE") or None,
+        help="YAML presets per model (engine, source, options, aliases, keep-alive, preload); re-read when edited",
+    )
     up.add_argument(
         "--stream-interval",
         type=int,
@@ -100,6 +107,7 @@ def build_parts(args: argparse.Namespace, engines: list[str]) -> list[Part]:
         argv = [python, "-m", f"services.engine_{engine}", "--port", str(port), "--model-roots", str(args.models)]
         argv += ["--max-models", str(args.max_models), "--stream-interval", str(args.stream_interval)]
         argv += ["--no-autoload"] if args.no_autoload else []
+        argv += ["--models-file", str(args.models_file.resolve())] if args.models_file else []
         if engine == "vllm":
             argv += ["--default-dtype", vllm_dtype(args)]
         reload = None if args.no_load else functools.partial(load_models, address, args, [engine])
@@ -140,6 +148,11 @@ async def up(args: argparse.Namespace) -> int:
     unknown = set(engines) - set(ENGINES_BY_NAME)
     if unknown or not engines:
         raise SystemExit(f"--engines takes llamacpp and/or vllm, not {args.engines!r}")
+    if args.models_file is not None:
+        try:  # before anything starts: the file's error, not a part that will not come up
+            PresetFile.open(args.models_file, engines[0])
+        except PresetError as exc:
+            raise SystemExit(str(exc)) from None
     if "llamacpp" in engines:
         await asyncio.to_thread(ensure_llama_server)
     if not args.no_load:

@@ -1,4 +1,5 @@
-"""What each backend could load: its ``ListModels`` names, cached for a few seconds.
+"""What each backend could load: its ``ListModels`` names (and the aliases of its presets),
+cached for a few seconds.
 
 Read only when a request names a model that no backend holds in any state, so the hot path
 never pays for it; the cache keeps a stream of requests for an unknown name from making every
@@ -44,5 +45,8 @@ class Catalogue:
                 elif isinstance(answer, BaseException):
                     raise answer
                 else:
-                    self._names[backend.address] = (now, frozenset(m.name for m in answer.models))
+                    self._names[backend.address] = (
+                        now,
+                        frozenset(n for m in answer.models for n in (m.name, *m.aliases)),
+                    )
         return {b.address for b in candidates if model in self._names.get(b.address, (0.0, frozenset()))[1]}

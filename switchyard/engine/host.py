@@ -28,6 +28,7 @@ from switchyard.engine.hub import HF_PREFIX, ModelRef, canonical
 from switchyard.engine.loads import LoadTicket
 from switchyard.engine.model_roots import model_name, resolve_model_path
 from switchyard.engine.params import check_name, check_served_name
+from switchyard.engine.presets import PresetFile, merged
 from switchyard.engine.protocol import TASK_NAMES, EngineAdapter, LoadSpec, ModelInfo, RunningModel
 from switchyard.engine.pulls import Pulls
 from switchyard.engine.slot import ModelSlot, SlotPolicy
@@ -84,7 +85,11 @@ class ModelHost:
         self._autoloads: dict[str, asyncio.Task[ModelSlot]] = {}
         self._awaited: Counter[str] = Counter()  # names requests wait for while they are pulled
         self._reaper: asyncio.Task[None] | None = None
-        self.catalogue = Catalogue(settings.model_roots, adapter)
+        self.presets = PresetFile.open(settings.models_file, self.engine)  # a bad file stops the start here
+        self._stale: set[str] = set()  # loaded under a preset since changed or removed: unloaded once idle
+        self._preloads: set[asyncio.Task[None]] = set()
+        self._follower: asyncio.Task[None] | None = None
+        self.catalogue = Catalogue(settings.model_roots, adapter, self.presets)
         self.pulls = Pulls(settings, adapter.kind, self._pulled)
         self.publish()
 
@@ -204,6 +209,9 @@ class ModelHost:
         running = self._explicit_load is not None and not self._explicit_load.done()
         ticket = LoadTicket()
         work: Coroutine[Any, Any, ModelSlot]
+        preset = self.presets.find(request.served_model_name) if request.served_model_name else None
+        if preset is not None:
+            request = merged(preset, request)  # the models file's options, what the load names winning
         if request.model_path.startswith(HF_PREFIX):
             ref = ModelRef.parse(request.model_path)
             # everything but the path is checked before a byte is pulled
@@ -234,6 +242,12 @@ class ModelHost:
         load.served_model_name = request.served_model_name or ticket.pulled.name
         ticket.slot = self._queue(self.prepare(load))
         return await self._load(ticket.slot, explicit)
+
+    def _load_preset(self, request: pb.LoadModelRequest) -> Coroutine[Any, Any, ModelSlot]:
+        """A preset's load on demand: from the roots, or pulled first when its source is a hub id."""
+        if request.model_path.startswith(HF_PREFIX):
+            return self._pull_then_load(LoadTicket(), request, ModelRef.parse(request.model_path), explicit=False)
+        return self._load(self._queue(self.prepare(request)), explicit=False)
 
     def _queue(self, spec: LoadSpec) -> ModelSlot:
         """A slot for ``spec``, shown in the status (LOADING, queued) at once."""
@@ -330,8 +344,54 @@ class ModelHost:
         await self._remove(slot, "unload")
 
     def start(self) -> None:
-        """Start the keep-alive timer (needs the running loop)."""
+        """Start the keep-alive timer, the preloads and the models file's follower (needs the
+        running loop)."""
         self._reaper = asyncio.create_task(self._unload_idle(), name="keep-alive")
+        self._preload(self.presets.preloads())
+        if self.presets.path is not None:
+            self._follower = asyncio.create_task(self._follow_models_file(), name="models file")
+
+    def _preload(self, names: list[str]) -> None:
+        """Load these presets in the background, as a request naming each would."""
+        for name in names:
+            task = asyncio.create_task(self._preload_one(name), name=f"preload {name}")
+            self._preloads.add(task)
+            task.add_done_callback(self._preloads.discard)
+
+    async def _preload_one(self, name: str) -> None:
+        preset = self.presets.find(name)
+        if preset is None:
+            return
+        try:
+            await self._on_demand(name, preset.task)
+        except EngineError as exc:
+            logger.error("preloading %s failed: %s", name, exc)
+
+    async def _follow_models_file(self) -> None:
+        """Apply edits of the models file: new presets listed (and preloaded), removed or
+        changed ones unloaded once idle so that their next use loads the new preset; a bad edit
+        is logged and changes nothing (presets.py)."""
+        while True:
+            await asyncio.sleep(self.settings.models_file_poll_s)  # a poll: files give no portable event
+            try:
+                changes = await asyncio.to_thread(self.presets.reload)
+                if changes is not None:
+                    added, gone = changes
+                    self.catalogue.forget()
+                    self._stale |= {n for n in gone if n in self._slots}
+                    self._preload(self.presets.preloads(added))
+                await self._retire_stale()
+            except Exception:
+                logger.exception("applying the models file failed")
+
+    async def _retire_stale(self) -> None:
+        for name in list(self._stale):
+            slot = self._slots.get(name)
+            if slot is None or slot.removed:
+                self._stale.discard(name)
+            elif slot.state == pb.MODEL_STATE_LOADED and not slot.busy:
+                self._stale.discard(name)
+                await self._remove(slot, "its preset changed or was removed")
 
     async def _unload_idle(self) -> None:
         """Unload each model that stayed idle past its keep-alive; sleep until the next is due
@@ -353,7 +413,11 @@ class ModelHost:
 
     async def close(self) -> None:
         """Stop everything: pending loads first, so none starts a model after the stops."""
-        tasks = [t for t in (self._reaper, self._explicit_load, *self._autoloads.values()) if t is not None]
+        tasks = [
+            t
+            for t in (self._reaper, self._follower, self._explicit_load, *self._autoloads.values(), *self._preloads)
+            if t is not None
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -452,10 +516,12 @@ class ModelHost:
         """The slot a load on demand of ``name`` fills: from the roots, or pulled from the hub
         first (autopull); one load per name however many requests ask for it."""
         task = self._pending_load(name)
+        preset = self.presets.find(name)
         if task is None:
-            entry = next((e for e in await self.catalogue.entries(self.slots()) if e.name == name), None)
-            pull = entry is None and self.settings.autopull and ModelRef.looks_like(name)
-            if not self.settings.autoload or (entry is None and not pull):
+            entries = [] if preset is not None else await self.catalogue.entries(self.slots())
+            entry = next((e for e in entries if e.name == name), None)
+            pull = entry is None and preset is None and self.settings.autopull and ModelRef.looks_like(name)
+            if not self.settings.autoload or (entry is None and preset is None and not pull):
                 why = "; load it first (autoload is off)" if entry is not None else ""
                 raise FailedPrecondition(
                     f"model {name!r} is not loaded on the {self.engine} engine (loaded: {self._loaded_names()}){why}"
@@ -466,7 +532,10 @@ class ModelHost:
                 return slot
         if task is None:
             work: Coroutine[Any, Any, ModelSlot]
-            if entry is not None:
+            if preset is not None:
+                preset.task = purpose
+                work = self._load_preset(preset)
+            elif entry is not None:
                 request = pb.LoadModelRequest(
                     engine=self.adapter.kind, model_path=entry.path, served_model_name=name, task=purpose
                 )

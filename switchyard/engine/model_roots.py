@@ -61,7 +61,7 @@ def resolve_model_path(path: str, roots: Sequence[Path]) -> Path:
     raise PermissionDenied(f"model path {path!r} is outside the model roots ({shown})")
 
 
-def _size(path: Path) -> int:
+def model_size(path: Path) -> int:
     """Bytes of a file, or of the files directly in a model folder (0 for what cannot be read)."""
     try:
         return path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.iterdir() if f.is_file())
@@ -94,6 +94,8 @@ def list_model_entries(
             target = _resolved(path)
             if target is not None and target.is_relative_to(resolved) and is_model(path):
                 entries.append(
-                    control_pb2.ModelEntry(path=str(path), name=model_name(path), engine=engine, size_bytes=_size(path))
+                    control_pb2.ModelEntry(
+                        path=str(path), name=model_name(path), engine=engine, size_bytes=model_size(path)
+                    )
                 )
     return sorted(entries, key=lambda entry: entry.path)

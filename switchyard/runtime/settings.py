@@ -62,6 +62,10 @@ class EngineSettings(ServiceSettings):
     restart_window_s: float = Field(300.0, gt=0, description="window for max_restarts")
     restart_backoff_s: float = Field(1.0, ge=0, description="delay before the first restart (doubles each time)")
     autopull: bool = Field(False, description="pull a hub model (ORG/REPO[:QUANT]) a request names, then load it")
+    models_file: Path | None = Field(
+        None, description="YAML presets per model name: engine, source, load options, aliases, keep-alive, preload"
+    )
+    models_file_poll_s: float = Field(2.0, gt=0, description="how often the models file is checked for changes")
     hf_token_file: Path | None = Field(None, description="file holding the hub token (default: HF_TOKEN)")
     stream_interval: int = Field(
         1,

@@ -895,6 +895,7 @@ class ModelEntry(_message.Message):
     LOADED_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     SERVED_NAMES_FIELD_NUMBER: _builtins.int
+    ALIASES_FIELD_NUMBER: _builtins.int
     path: _builtins.str
     """Absolute path."""
     name: _builtins.str
@@ -911,6 +912,10 @@ class ModelEntry(_message.Message):
     def served_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The names it is served under while loaded or loading."""
 
+    @_builtins.property
+    def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """More names a request may load it by on demand (a preset's aliases in the models file)."""
+
     def __init__(
         self,
         *,
@@ -921,10 +926,11 @@ class ModelEntry(_message.Message):
         loaded: _builtins.bool = ...,
         state: Global___ModelState.ValueType = ...,
         served_names: _abc.Iterable[_builtins.str] | None = ...,
+        aliases: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["engine", b"engine", "loaded", b"loaded", "name", b"name", "path", b"path", "served_names", b"served_names", "size_bytes", b"size_bytes", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "engine", b"engine", "loaded", b"loaded", "name", b"name", "path", b"path", "served_names", b"served_names", "size_bytes", b"size_bytes", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

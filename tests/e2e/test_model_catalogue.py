@@ -22,16 +22,34 @@ ENGINE_ARGS = {
     "llamacpp": ["--max-models", "2"],
     "vllm": ["--max-models", "2", "--default-dtype", "float32", "--cpu-kv-cache-bytes", str(96 * 1024**2)],
 }
+# The models file (switchyard/engine/presets.py): one preset per engine, over the second model.
+PRESETS = f"""
+models:
+  second-short:
+    engine: llamacpp
+    source: {SECOND}.gguf
+    aliases: [short-b]
+    keep_alive_s: 600
+    options: {{ctx_size: 1024}}
+  second-256:
+    engine: vllm
+    source: {SECOND}
+    options: {{max_model_len: 256, kv_cache_memory_bytes: {64 * 1024**2}}}
+"""
 
 
 @pytest.fixture(scope="module")
 def catalogue_stack(two_model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A stack with nothing loaded, two models under its root, SSE keep-alives every 0.1 s."""
+    """A stack with nothing loaded, two models under its root and a preset of the second per
+    engine, SSE keep-alives every 0.1 s."""
+    logs = tmp_path_factory.mktemp("catalogue")
+    (logs / "models.yaml").write_text(PRESETS)
+    presets = ["--models-file", str(logs / "models.yaml")]
     stack = start_stack(
         two_model_root,
-        tmp_path_factory.mktemp("catalogue"),
+        logs,
         gateway_args=["--stream-keepalive-s", "0.1"],
-        engine_args=ENGINE_ARGS,
+        engine_args={engine: [*args, *presets] for engine, args in ENGINE_ARGS.items()},
     )
     yield stack
     stop_stack(stack)
@@ -118,3 +136,24 @@ def test_aliases_and_unloading_one_model(catalogue_stack: Stack) -> None:
     assert again.status_code == 404 and again.json()["error"]["code"] == 404
     neither = httpx.post(f"{catalogue_stack.url}/v1/models/unload", json={}, timeout=30)
     assert neither.status_code == 400 and neither.json()["error"]["param"] == "engine"
+
+
+def test_presets_are_listed_loaded_on_demand_with_their_options_and_by_name(catalogue_stack: Stack) -> None:
+    """Last here: it loads the presets, evicting what the tests above loaded."""
+    entries = listed(catalogue_stack)
+    assert entries[("second-short", "llamacpp")]["state"] == "available"
+    assert entries[("second-256", "vllm")]["state"] == "available"
+    for name, engine, context in (("short-b", "llamacpp", 1024), ("second-256", "vllm", 256)):
+        answer = client(catalogue_stack).completions.create(model=name, prompt="Hi", max_tokens=2)
+        assert answer.usage is not None and answer.usage.completion_tokens == 2
+        status = httpx.get(f"{catalogue_stack.url}/v1/status", timeout=30).json()[engine]
+        loaded = next(m for m in status["models"] if name in (m["model"], *m["aliases"]))
+        assert loaded["max_model_len"] == context, loaded
+    # A load through the API naming the preset: what it sets wins, the preset fills the rest.
+    body = {"model": "second-short", "keep_alive_s": 0}
+    loaded_by_name = httpx.post(f"{catalogue_stack.url}/v1/models/load", json=body, timeout=600)
+    assert loaded_by_name.status_code == 200, loaded_by_name.text
+    assert loaded_by_name.json()["model"] == "second-short"
+    status = httpx.get(f"{catalogue_stack.url}/v1/status", timeout=30).json()["llamacpp"]
+    loaded = next(m for m in status["models"] if m["model"] == "second-short")
+    assert (loaded["max_model_len"], loaded["aliases"], loaded["expires_at"]) == (1024, ["short-b"], None)

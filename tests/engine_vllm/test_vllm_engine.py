@@ -22,6 +22,14 @@ from tests.helpers import ServiceProcess, wait_until
 pytestmark = pytest.mark.skipif(not VLLM_AVAILABLE, reason="vLLM is not installed (make test installs it)")
 
 STREAM_INTERVAL = 4
+PRESETS = """
+models:
+  demo-512:
+    engine: vllm
+    source: switchyard-demo
+    aliases: [five-twelve]
+    options: {max_model_len: 512, dtype: float32, kv_cache_memory_bytes: 67108864}
+"""
 PROMPT = "The quick brown fox jumps over the lazy dog."
 
 
@@ -42,8 +50,11 @@ def finish(service: ServiceProcess, request: pb.GenerateRequest) -> tuple[list[i
 @pytest.fixture(scope="module")
 def service(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     # With a stream interval: the other tests here read whole answers, whatever their messages.
+    logs = tmp_path_factory.mktemp("vllm")
+    (logs / "models.yaml").write_text(PRESETS)
     args = ["--model-roots", str(model_root), "--stream-interval", str(STREAM_INTERVAL)]
-    started = ServiceProcess(VLLM.module, args, tmp_path_factory.mktemp("vllm") / "engine.log").start()
+    args += ["--models-file", str(logs / "models.yaml")]
+    started = ServiceProcess(VLLM.module, args, logs / "engine.log").start()
     yield started
     started.stop()
 
@@ -169,3 +180,17 @@ def test_an_engine_process_killed_during_a_load_is_named_with_its_signal(service
     status = service.control.GetStatus(control_pb2.GetStatusRequest(), timeout=10).statuses[0]
     assert status.state == control_pb2.MODEL_STATE_ERROR and "SIGILL" in status.error
     wait_until(lambda: VLLM.engine_children(service) == [], 60, "the rest of the engine to be stopped")
+
+
+def test_a_load_on_demand_of_a_preset_gets_its_options(service: ServiceProcess) -> None:
+    """The models file (switchyard/engine/presets.py) on vLLM: named by its alias, the preset
+    loads with its own max_model_len, listed under its name."""
+    names = {m.name for m in service.control.ListModels(control_pb2.ListModelsRequest(), timeout=30).models}
+    assert "demo-512" in names
+    request = pb.GenerateRequest(
+        model="five-twelve", prompt=PROMPT, stopping=pb.StoppingCriteria(max_tokens=3, ignore_eos=True)
+    )
+    assert list(service.inference.Generate(request, timeout=300))[-1].finished.usage.completion_tokens == 3
+    status = service.control.GetStatus(control_pb2.GetStatusRequest(), timeout=10).statuses[0]
+    preset = next(m for m in status.models if m.name == "demo-512")
+    assert preset.max_model_len == 512 and list(preset.aliases) == ["five-twelve"]
