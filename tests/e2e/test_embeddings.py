@@ -116,4 +116,4 @@ async def test_a_client_that_leaves_a_large_embedding_frees_the_engine(embed_sta
         with contextlib.suppress(asyncio.CancelledError):
             await request
     await until(lambda: in_flight() == 0, "the engine service to drop the request", 60)
-    await until(lambda: left() == before + 1, "the gateway to count the request as left (499), not answered")
+    await until(lambda: left() == before + 1, "the gateway to count the request as left (499), not answered", 60)

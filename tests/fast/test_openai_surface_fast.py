@@ -169,6 +169,6 @@ async def test_tokenize_takes_a_prompt_or_messages_not_both(fake_root: Path) -> 
     async with fast_stack(fake_root, kinds=(LLAMA,)) as stack, httpx.AsyncClient(base_url=stack.url) as client:
         both = {"model": "demo", "prompt": "hi", "messages": [{"role": "user", "content": "hi"}]}
         answer = await client.post("/tokenize", json=both)
-        assert answer.status_code == 400 and answer.json()["error"]["param"] == "prompt"
+        assert answer.status_code == 400 and answer.json()["error"]["param"] == "messages"
         assert (await client.post("/tokenize", json={"model": "demo"})).status_code == 400
         assert (await client.post("/tokenize", json={"model": "demo", "prompt": "hi"})).status_code == 200
